@@ -1,0 +1,1 @@
+"""A reproduction suite of Kingma & Welling, "Auto-Encoding Variational Bayes" (2013)."""

@@ -1,0 +1,110 @@
+"""The paper's MLP encoder and decoders (sec. 5, appendix C). Pure nn.Modules, no training logic."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reproduce.config import Decoder, ModelConfig
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def init_normal_(module: nn.Module, std: float) -> None:
+    """Every parameter ~ N(0, std^2), weights and biases alike (sec. 5: std 0.01)."""
+    for p in module.parameters():
+        nn.init.normal_(p, 0.0, std)
+
+
+class GaussianEncoder(nn.Module):
+    """q(z|x) = N(mu, diag sigma^2) from one tanh hidden layer (appendix C.2)."""
+
+    def __init__(self, n_x: int, n_hidden: int, n_z: int):
+        super().__init__()
+        self.hidden = nn.Linear(n_x, n_hidden)
+        self.out = nn.Linear(n_hidden, 2 * n_z)  # mu and log sigma^2 in one matmul
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_var = self.out(torch.tanh(self.hidden(x))).chunk(2, dim=-1)
+        return mu, log_var  # [B, n_z] each
+
+    def log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over latents; z [..., B, n_z] -> [..., B]."""
+        mu, log_var = self(x)
+        return gaussian_log_prob(z, mu, log_var)
+
+
+class BernoulliDecoder(nn.Module):
+    """p(x|z) Bernoulli with sigmoid means from one tanh hidden layer (appendix C.1); x may be grey levels."""
+
+    def __init__(self, n_z: int, n_hidden: int, n_x: int):
+        super().__init__()
+        self.hidden = nn.Linear(n_z, n_hidden)
+        self.out = nn.Linear(n_hidden, n_x)
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(z)))  # [..., n_x]
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) = sum_i x_i log y_i + (1 - x_i) log(1 - y_i); -> [...]."""
+        logits = self.logits(z)
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(z))
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(self.mean(z), generator=generator)
+
+
+class GaussianDecoder(nn.Module):
+    """p(x|z) = N(mu, diag sigma^2), mu = sigmoid(.) in (0, 1), per-pixel log sigma^2 output (appendix C.2).
+
+    log sigma^2 is softly floored at `min_log_var` (min + softplus(raw - min)); the paper is silent, and
+    without a floor the variance of nearly constant pixels collapses and the bound diverges to +inf."""
+
+    def __init__(self, n_z: int, n_hidden: int, n_x: int, min_log_var: float = -12.0):
+        super().__init__()
+        self.hidden = nn.Linear(n_z, n_hidden)
+        self.out = nn.Linear(n_hidden, 2 * n_x)
+        self.min_log_var = min_log_var
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.out(torch.tanh(self.hidden(z))).chunk(2, dim=-1)
+        log_var = self.min_log_var + F.softplus(b - self.min_log_var)
+        return torch.sigmoid(a), log_var  # [..., n_x] each
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        mu, log_var = self(z)
+        return gaussian_log_prob(x, mu, log_var)
+
+    def mean(self, z: torch.Tensor) -> torch.Tensor:
+        return self(z)[0]
+
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        mu, log_var = self(z)
+        return mu + (0.5 * log_var).exp() * torch.randn(mu.shape, generator=generator, device=mu.device)
+
+
+def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(x; mu, diag exp(log_var)) summed over the last dim."""
+    return -0.5 * (LOG_2PI + log_var + (x - mu).square() * (-log_var).exp()).sum(-1)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log p(z) for p(z) = N(0, I), summed over the last dim."""
+    return -0.5 * (LOG_2PI + z.square()).sum(-1)
+
+
+def build(cfg: ModelConfig, n_x: int) -> tuple[GaussianEncoder, nn.Module]:
+    """Encoder and decoder of the paper's sizes, initialised N(0, init_std^2)."""
+    encoder = GaussianEncoder(n_x, cfg.n_hidden, cfg.n_z)
+    if cfg.decoder is Decoder.bernoulli:
+        decoder: nn.Module = BernoulliDecoder(cfg.n_z, cfg.n_hidden, n_x)
+    else:
+        decoder = GaussianDecoder(cfg.n_z, cfg.n_hidden, n_x, cfg.min_log_var)
+    init_normal_(encoder, cfg.init_std)
+    init_normal_(decoder, cfg.init_std)
+    return encoder, decoder
