@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Read the pre-seeded data beside the checkout (no download) unless the user points elsewhere.
+if SHARED_DATA.exists():
+    os.environ.setdefault("REPRODUCE_DATA", str(SHARED_DATA))
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def needs_data(*names):
+    root = Path(os.environ.get("REPRODUCE_DATA", SHARED_DATA))
+    missing = [n for n in names if not (root / n).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"data not found under {root}: {missing}")

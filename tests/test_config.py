@@ -1,0 +1,90 @@
+"""Every config group option and sweep composes and validates; bad input fails naming the field."""
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+from reproduce.config import Config, register
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+register()
+
+
+def make(overrides=(), hydra=False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["dataset", "algorithm", "budget", "model", "panel"])
+def test_every_group_option_composes_and_validates(group):
+    for option in options(group):
+        cfg = make([f"{'+' if group == 'panel' else ''}{group}={option}"])
+        assert isinstance(OmegaConf.to_object(cfg), Config)
+
+
+def test_dataset_specific_sizes_come_from_config():
+    mnist = OmegaConf.to_object(make(["dataset=mnist"]))
+    frey = OmegaConf.to_object(make(["dataset=frey"]))
+    assert (mnist.model.n_hidden, mnist.model.decoder.value) == (500, "bernoulli")
+    assert (frey.model.n_hidden, frey.model.decoder.value) == (200, "gaussian")
+    assert OmegaConf.to_object(make(["dataset=frey", "model.n_hidden=100"])).model.n_hidden == 100
+
+
+def sweep_jobs(name):
+    """The override lists a sweep's basic-sweeper grid expands to."""
+    params = make([f"+sweep={name}"], hydra=True).hydra.sweeper.params
+    keys = list(params)
+    grid = itertools.product(*(str(params[k]).split(",") for k in keys))
+    return [[f"+sweep={name}"] + [f"{k}={v}" for k, v in zip(keys, combo)] for combo in grid]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in (CONF / "sweep").glob("*.yaml")])
+def test_every_sweep_job_composes_and_validates(name):
+    jobs = sweep_jobs(name)
+    assert jobs
+    for overrides in jobs:
+        cfg = OmegaConf.to_object(make(overrides))
+        assert cfg.log.sweep == name
+
+
+def test_fig2_grid_is_the_papers():
+    cells = {(c.dataset.name.value, c.model.n_z) for c in (OmegaConf.to_object(make(o)) for o in sweep_jobs("fig2"))}
+    assert cells == {("mnist", z) for z in (3, 5, 10, 20, 200)} | {("frey", z) for z in (2, 5, 10, 20)}
+
+
+@pytest.mark.parametrize("override, field", [
+    ("model.n_z=abc", "n_z"),
+    ("model.nz=3", "nz"),
+    ("dataset.name=cifar", "name"),
+    ("train.lr=fast", "lr"),
+    ("dataset.binarize=sometimes", "binarize"),
+])
+def test_bad_override_fails_at_compose_naming_the_field(override, field):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as e:
+        make([override])
+    assert field in str(e.value) + str(e.value.__cause__)
+
+
+@pytest.mark.parametrize("override, field", [
+    ("model.n_z=0", "model.n_z"),
+    ("train.budget=-5", "train.budget"),
+    ("train.lr=0", "train.lr"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("log.wandb=sometimes", "log.wandb"),
+])
+def test_bad_value_fails_before_training_naming_the_field(override, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        OmegaConf.to_object(make([override]))
+
+
+def test_unknown_algorithm_fails_naming_the_group():
+    with pytest.raises(ConfigCompositionException, match="algorithm"):
+        make(["algorithm=nope"])

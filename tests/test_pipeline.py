@@ -1,0 +1,78 @@
+"""End to end on small synthetic data: a sweep in a subprocess writes the expected files; exact resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from reproduce.log import COLUMNS
+from reproduce.train import eval_points
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def reproduce(tmp: Path, *overrides: str, **kw) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "reproduce", f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt",
+           "log.wandb=disabled", f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun", *overrides]
+    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def finish(p: subprocess.Popen) -> str:
+    out, _ = p.communicate(timeout=240)
+    assert p.returncode == 0, out
+    return out
+
+
+def test_smoke_sweep_writes_tidy_results(tmp_path):
+    finish(reproduce(tmp_path, "+sweep=smoke"))
+    files = sorted((tmp_path / "results" / "smoke").glob("*.parquet"))
+    assert len(files) == 2
+    df = pd.concat(pd.read_parquet(f) for f in files)
+    assert list(df.columns) == COLUMNS
+    assert set(df.split) == {"train", "test"} and set(df.metric) == {"lower_bound"}
+    assert set(df.n_z) == {2, 3} and df.n_seen.max() == 20_000
+    for f in files:
+        meta = yaml.safe_load(f.with_suffix(".yaml").read_text())
+        assert meta["meta"]["status"] == "done" and meta["meta"]["commit"]
+        assert meta["config"]["model"]["n_z"] in (2, 3)
+    test = df[df.split == "test"].groupby("n_seen").value.mean()
+    assert test.iloc[-1] > test.iloc[0] + 5  # it learned
+    assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints removed once done
+
+
+def test_eval_points_are_log_spaced_and_end_at_budget():
+    pts = eval_points(100_000, 1_000_000, 5, 100)
+    assert pts[0] == 100_000 and pts[-1] == 1_000_000 and len(pts) == 6
+    assert all(p % 100 == 0 for p in pts)
+    assert eval_points(100_000, 20_000, 5, 100) == [20_000]
+
+
+JOB = ["dataset=synthetic", "train.budget=400000", "train.eval_start=1000", "train.checkpoint_every=20000",
+       "dataset.binarize=dynamic", "train.threads=1"]
+
+
+def rows(tmp: Path) -> pd.DataFrame:
+    (f,) = (tmp / "results" / "default").glob("*.parquet")
+    return pd.read_parquet(f).drop(columns="wall_s")
+
+
+def test_kill_and_rerun_resumes_exactly(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    finish(reproduce(a, *JOB))
+    p = reproduce(b, *JOB, start_new_session=True)
+    deadline = time.time() + 120
+    while not list((b / "ckpt").rglob("*.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert list((b / "ckpt").rglob("*.pt")), "the job finished before it could be killed"
+    out = finish(reproduce(b, *JOB))
+    assert "resuming" in out
+    pd.testing.assert_frame_equal(rows(a), rows(b))
+    assert "already finished" in finish(reproduce(b, *JOB))
