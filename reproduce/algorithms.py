@@ -17,6 +17,8 @@ from reproduce.objectives import ESTIMATORS
 # name -> "module:Class"; imported lazily so that baselines/ may import from here
 REGISTRY = {
     "aevb": "reproduce.algorithms:AEVB",
+    "wake_sleep": "baselines.wake_sleep:WakeSleep",
+    "rws": "baselines.wake_sleep:ReweightedWakeSleep",
 }
 
 

@@ -87,6 +87,22 @@ class AEVBConfig(AlgorithmConfig):
 
 
 @dataclass
+class WakeSleepConfig(AlgorithmConfig):
+    name: str = "wake_sleep"
+
+
+@dataclass
+class RWSConfig(AlgorithmConfig):
+    name: str = "rws"
+    K: int = 5  # importance samples per datapoint
+    q_update: str = "wake"  # wake | sleep | both (Bornschein & Bengio 2014 recommend wake)
+
+    def __post_init__(self) -> None:
+        _check(self.K > 0, "algorithm.K", self.K, "must be > 0")
+        _check(self.q_update in ("wake", "sleep", "both"), "algorithm.q_update", self.q_update, "must be wake, sleep or both")
+
+
+@dataclass
 class TrainConfig:
     budget: int = 1_000_000  # training samples seen ("# training samples evaluated", Fig. 2)
     batch_size: int = 100  # M
@@ -144,3 +160,5 @@ def register() -> None:
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="algorithm", name="base_aevb", node=AEVBConfig)
+    cs.store(group="algorithm", name="base_wake_sleep", node=WakeSleepConfig)
+    cs.store(group="algorithm", name="base_rws", node=RWSConfig)

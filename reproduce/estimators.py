@@ -1,12 +1,142 @@
 """Evaluation over whole sets, under no_grad and in chunks. They take models, never an algorithm."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from reproduce.objectives import sgvb_b
+from reproduce.hmc import adapt_step_size, hmc_step
+from reproduce.models import LOG_2PI, gaussian_log_prob, standard_normal_log_prob
+from reproduce.objectives import reparameterize, sgvb_b
 
 
 @torch.no_grad()
 def elbo(encoder, decoder, x: torch.Tensor, chunk: int = 5000, generator=None) -> torch.Tensor:
     """Per-datapoint lower bound (estimator B, L = 1) of every row of x; [N, n_x] -> [N]."""
     return torch.cat([sgvb_b(encoder, decoder, xc, 1, generator).elbo for xc in x.split(chunk)])
+
+
+def chunk_sizes(n: int, k: int, n_x: int, max_elements: int) -> tuple[int, int]:
+    """Datapoints and samples per chunk so one [k_chunk, B_chunk, n_x] decoder output fits max_elements."""
+    b_chunk = max(1, min(n, max_elements // (k * n_x)))  # whole k per datapoint when it fits
+    k_chunk = max(1, min(k, max_elements // (b_chunk * n_x)))
+    return b_chunk, k_chunk
+
+
+def log_importance_weights(encoder, decoder, x: torch.Tensor, k: int, generator=None) -> torch.Tensor:
+    """log w = log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x) (Burda et al. 2015, eq. 8); [B, n_x] -> [k, B]."""
+    mu, log_var = encoder(x)  # [B, n_z]
+    z = reparameterize(mu, log_var, k, generator)  # [k, B, n_z]
+    log_px_z, log_pz = decoder.log_prob(x, z), standard_normal_log_prob(z)  # [k, B] each
+    return log_px_z + log_pz - gaussian_log_prob(z, mu, log_var)
+
+
+def _log_px_is_chunk(encoder, decoder, x: torch.Tensor, k: int, k_chunk: int, generator=None) -> torch.Tensor:
+    """log (1/k) sum_i w_i for one chunk of datapoints, streaming logsumexp over chunks of the k samples."""
+    log_sum_w = torch.full(x.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B]
+    for start in range(0, k, k_chunk):
+        log_w = log_importance_weights(encoder, decoder, x, min(k_chunk, k - start), generator)  # [k_chunk, B]
+        log_sum_w = torch.logaddexp(log_sum_w, log_w.logsumexp(0))  # stable: no exp of an unshifted weight
+    return log_sum_w - math.log(k)
+
+
+@torch.no_grad()
+def log_px_is(
+    encoder, decoder, x: torch.Tensor, k: int = 5000, max_elements: int = 2**24, generator=None
+) -> torch.Tensor:
+    """Importance-sampled log p(x) with q(z|x) as proposal (the IWAE bound L_k, Burda et al. 2015); -> [N].
+
+    E log (1/k) sum_i p(x, z_i) / q(z_i|x) lies between the ELBO (k = 1) and log p(x), rising with k;
+    k = 5000 is the standard evaluation. Memory is bounded by max_elements of the decoder output."""
+    b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
+    return torch.cat([_log_px_is_chunk(encoder, decoder, xc, k, k_chunk, generator) for xc in x.split(b_chunk)])
+
+
+def kde_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, factor: float | None = None, jitter: float = 1e-6):
+    """Gaussian KDE per datapoint as in scipy.stats.gaussian_kde (appendix D: q(z) fitted to the first half).
+
+    Kernel covariance = factor^2 * sample covariance, factor = Scott's rule n^(-1 / (n_z + 4)) by default;
+    jitter * I keeps it positive definite when a chain rejected every move. [L1, B, n_z], [L2, B, n_z] -> [L2, B]."""
+    n_fit, _, n_z = z_fit.shape
+    factor = n_fit ** (-1.0 / (n_z + 4)) if factor is None else factor
+    centred = z_fit - z_fit.mean(0)  # [L1, B, n_z]
+    cov = torch.einsum("lbi,lbj->bij", centred, centred) / max(n_fit - 1, 1)  # [B, n_z, n_z]
+    eye = torch.eye(n_z, device=z_fit.device, dtype=z_fit.dtype)
+    chol = torch.linalg.cholesky(factor**2 * cov + jitter * eye)  # [B, n_z, n_z]
+    diff = (z_eval.unsqueeze(1) - z_fit).unsqueeze(-1)  # [L2, L1, B, n_z, 1]
+    maha = torch.linalg.solve_triangular(chol, diff, upper=False).square().sum((-2, -1))  # [L2, L1, B]
+    log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [B]
+    log_kernel = -0.5 * (n_z * LOG_2PI + log_det + maha)  # [L2, L1, B]
+    return log_kernel.logsumexp(1) - math.log(n_fit)  # [L2, B]
+
+
+def diag_gaussian_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, jitter: float = 1e-6) -> torch.Tensor:
+    """A diagonal Gaussian fitted to the first half (anglepy's fallback when n_fit / n_z < 4); -> [L2, B]."""
+    var = z_fit.var(0) + jitter  # [B, n_z]
+    return gaussian_log_prob(z_eval, z_fit.mean(0), var.log())
+
+
+DENSITIES = {"kde": kde_log_prob, "gaussian": diag_gaussian_log_prob}
+
+
+def hmc_posterior(decoder, x, z, n_samples, n_leapfrog, n_burnin, step_size, target, rate, generator=None):
+    """HMC samples of p(z|x) ∝ p(z) p(x|z), one chain per datapoint; step size adapted in burn-in only (app. D)."""
+    log_pxz = lambda z: standard_normal_log_prob(z) + decoder.log_prob(x, z)  # noqa: E731  [B]
+    step_size = torch.full((len(x), 1), step_size, device=x.device, dtype=x.dtype)  # [B, 1]
+    for _ in range(n_burnin):
+        z, accept_prob = hmc_step(log_pxz, z, step_size, n_leapfrog, generator)
+        step_size = adapt_step_size(step_size, accept_prob, target, rate)
+    samples = []
+    for _ in range(n_samples):
+        z, _ = hmc_step(log_pxz, z, step_size, n_leapfrog, generator)
+        samples.append(z)
+    return torch.stack(samples)  # [L, B, n_z]
+
+
+def harmonic_mean_log_px(decoder, x: torch.Tensor, z: torch.Tensor, density: str = "kde") -> torch.Tensor:
+    """log p(x) = -log (1/L2) sum_l q(z_l) / p(x, z_l), q fitted to the first half of z (appendix D); -> [B]."""
+    z_fit, z_eval = z[: len(z) // 2], z[len(z) // 2 :]  # [L1, B, n_z], [L2, B, n_z]
+    log_pxz = standard_normal_log_prob(z_eval) + decoder.log_prob(x, z_eval)  # [L2, B]
+    log_ratio = DENSITIES[density](z_fit, z_eval) - log_pxz  # [L2, B]
+    return -(log_ratio.logsumexp(0) - math.log(len(z_eval)))
+
+
+@torch.no_grad()
+def log_px_hmc(
+    decoder,
+    x: torch.Tensor,
+    n_z: int,
+    n_samples: int = 50,
+    n_leapfrog: int = 4,
+    n_burnin: int = 5,
+    step_size: float = 0.01,
+    target: float = 0.9,
+    rate: float = 0.5,
+    density: str = "kde",
+    z_init: torch.Tensor | None = None,
+    chunk: int = 1000,
+    generator=None,
+) -> torch.Tensor:
+    """The paper's HMC marginal-likelihood estimator (appendix D, Fig. 3); [N, n_x] -> [N].
+
+    Defaults follow Fig. 3: 50 samples of 4 leapfrog steps after 5 burn-in steps. Chains start at z_init
+    (e.g. the encoder mean) or at a draw from p(z). Reliable for n_z < 5 (PAPER.md)."""
+    if z_init is None:
+        z_init = torch.randn((len(x), n_z), generator=generator, device=x.device, dtype=x.dtype)  # [N, n_z]
+    out = []
+    for xc, zc in zip(x.split(chunk), z_init.split(chunk)):
+        z = hmc_posterior(decoder, xc, zc, n_samples, n_leapfrog, n_burnin, step_size, target, rate, generator)
+        out.append(harmonic_mean_log_px(decoder, xc, z, density))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def latent_activity(encoder, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
+    """A_j = Var_x E_q[z_j|x] per latent unit (Burda et al. 2015, sec. 5.2); [N, n_x] -> [n_z]."""
+    mu = torch.cat([encoder(xc)[0] for xc in x.split(chunk)])  # [N, n_z]
+    return mu.var(0, correction=0)
+
+
+def active_units(encoder, x: torch.Tensor, threshold: float = 0.01, chunk: int = 5000) -> int:
+    """Number of active latent units, A_j > threshold (Burda et al. 2015 use 0.01)."""
+    return int((latent_activity(encoder, x, chunk) > threshold).sum())

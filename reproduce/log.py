@@ -91,13 +91,13 @@ def wandb_mode(requested: str) -> str:
 class WandbSink:
     """One W&B run per job, mirroring the parquet rows with samples seen as the step axis."""
 
-    def __init__(self, cfg: Config, run_id: str, wandb_id: str, directory: Path):
+    def __init__(self, cfg: Config, name: str, wandb_id: str, directory: Path):
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=cfg.log.wandb_project, id=wandb_id, resume="allow", mode=wandb_mode(cfg.log.wandb),
-            name=run_id, group=cfg.log.sweep, job_type=cfg.algorithm.name, config=plain(cfg), dir=str(directory),
+            name=name, group=cfg.log.sweep, job_type=cfg.algorithm.name, config=plain(cfg), dir=str(directory),
             tags=[cfg.dataset.name.value, cfg.algorithm.name, f"n_z={cfg.model.n_z}"],
             settings=wandb.Settings(silent=True, init_timeout=60),
         )

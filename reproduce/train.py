@@ -72,7 +72,7 @@ def check_finite(metrics: dict[str, float], step: int, n_seen: int) -> None:
             raise FloatingPointError(f"non-finite {name}={value} at step {step} ({n_seen} samples seen)")
 
 
-def run(cfg: Config, root: Path = Path(".")) -> Path:
+def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     """Train one job to cfg.train.budget samples, evaluating on the log-spaced schedule; resumes from
     its checkpoint and skips a finished job. Returns the results parquet path."""
     job = Job(cfg, root)
@@ -96,7 +96,7 @@ def run(cfg: Config, root: Path = Path(".")) -> Path:
     write_meta(job.meta, cfg, status="running", run_id=job.id)
     sinks = [ParquetSink(job.parquet, rows)]
     if cfg.log.wandb != "disabled":
-        sinks.append(WandbSink(cfg, job.id, wandb_id, root / "wandb"))
+        sinks.append(WandbSink(cfg, name or job.id, wandb_id, root))
     try:
         summary = train_loop(cfg, job, data, algorithm, gen, sinks, n_seen, wall0, wandb_id)
     except BaseException as e:

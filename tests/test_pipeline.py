@@ -30,17 +30,18 @@ def finish(p: subprocess.Popen) -> str:
 def test_smoke_sweep_writes_tidy_results(tmp_path):
     finish(reproduce(tmp_path, "+sweep=smoke"))
     files = sorted((tmp_path / "results" / "smoke").glob("*.parquet"))
-    assert len(files) == 2
+    assert len(files) == 4
     df = pd.concat(pd.read_parquet(f) for f in files)
     assert list(df.columns) == COLUMNS
     assert set(df.split) == {"train", "test"} and set(df.metric) == {"lower_bound"}
     assert set(df.n_z) == {2, 3} and df.n_seen.max() == 20_000
+    assert set(df.algorithm) == {"aevb", "wake_sleep"}
     for f in files:
         meta = yaml.safe_load(f.with_suffix(".yaml").read_text())
         assert meta["meta"]["status"] == "done" and meta["meta"]["commit"]
         assert meta["config"]["model"]["n_z"] in (2, 3)
-    test = df[df.split == "test"].groupby("n_seen").value.mean()
-    assert test.iloc[-1] > test.iloc[0] + 5  # it learned
+    for _, run in df[df.split == "test"].groupby("run_id"):
+        assert run.value.iloc[-1] > run.value.iloc[0] + 3  # every job learned
     assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints removed once done
 
 

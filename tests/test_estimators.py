@@ -1,0 +1,143 @@
+"""Marginal-likelihood estimators and the HMC kernel against a linear-Gaussian model with exact log p(x)."""
+import math
+
+import torch
+from torch import distributions as D
+
+from reproduce.estimators import _log_px_is_chunk, active_units, kde_log_prob, log_px_hmc, log_px_is
+from reproduce.hmc import adapt_step_size, hmc_step
+from reproduce.models import gaussian_log_prob
+from reproduce.objectives import gaussian_kl
+
+torch.set_default_dtype(torch.float64)
+
+
+class LinearGaussian(torch.nn.Module):
+    """p(z) = N(0, I), p(x|z) = N(W z + b, sigma^2 I) with orthogonal columns of W, so p(z|x) is diagonal."""
+
+    def __init__(self, n_x=5, n_z=2, sigma=0.5, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=g))  # orthonormal columns
+        self.W = q * torch.linspace(0.5, 2.0, n_z)  # [n_x, n_z], W^T W = diag(d)
+        self.b, self.sigma = torch.randn(n_x, generator=g), sigma
+
+    def log_prob(self, x, z):  # log p(x|z); z [..., B, n_z] -> [..., B]
+        return gaussian_log_prob(x, z @ self.W.T + self.b, torch.tensor(2 * math.log(self.sigma)))
+
+    def sample(self, n, g):
+        z = torch.randn(n, self.W.shape[1], generator=g)
+        return z @ self.W.T + self.b + self.sigma * torch.randn(n, self.W.shape[0], generator=g)
+
+    def log_px(self, x):  # exact: N(x; b, W W^T + sigma^2 I)
+        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(len(self.b))
+        return D.MultivariateNormal(self.b, cov).log_prob(x)
+
+    def posterior(self, x):  # exact q(z|x): var_j = 1 / (1 + d_j / sigma^2), mu = var * W^T (x - b) / sigma^2
+        var = 1 / (1 + self.W.square().sum(0) / self.sigma**2)  # [n_z]
+        mu = var * ((x - self.b) @ self.W) / self.sigma**2  # [B, n_z]
+        return mu, var.log().expand_as(mu)
+
+    def elbo(self, x, mu, log_var):  # analytic: E_q log p(x|z) - KL(q || p)
+        log_px_z = self.log_prob(x, mu) - 0.5 * (self.W.square().sum(0) * log_var.exp()).sum(-1) / self.sigma**2
+        return log_px_z - gaussian_kl(mu, log_var)
+
+
+def poor_posterior(model):
+    """A proposal that is too wide and off-centre, so the IWAE bound has room to rise with k."""
+    return lambda x: (model.posterior(x)[0] + 0.3, model.posterior(x)[1] + 1.0)
+
+
+def setup(n=200, seed=0, **kw):
+    model, g = LinearGaussian(seed=seed, **kw), torch.Generator().manual_seed(seed)
+    return model, model.sample(n, g), g
+
+
+def test_is_with_exact_posterior_has_zero_variance():
+    model, x, g = setup(n=20)
+    torch.testing.assert_close(log_px_is(model.posterior, model, x, k=50, generator=g), model.log_px(x))
+    # a memory budget of a few decoder outputs chunks both datapoints and samples; the answer is unchanged
+    torch.testing.assert_close(log_px_is(model.posterior, model, x, k=50, max_elements=30, generator=g), model.log_px(x))
+
+
+def test_streaming_logsumexp_matches_one_pass():
+    model, x, _ = setup(n=20)
+    enc = poor_posterior(model)
+    one = _log_px_is_chunk(enc, model, x, 100, 100, torch.Generator().manual_seed(1))
+    streamed = _log_px_is_chunk(enc, model, x, 100, 7, torch.Generator().manual_seed(1))  # same draws, in 15 chunks
+    torch.testing.assert_close(streamed, one)
+
+
+def test_is_lies_between_elbo_and_log_px_and_rises_with_k():
+    model, x, g = setup(n=200)
+    enc = poor_posterior(model)
+    elbo, log_px = model.elbo(x, *enc(x)).mean(), model.log_px(x).mean()
+    is_k = {k: log_px_is(enc, model, x, k=k, generator=g).mean() for k in (1, 10, 1000)}
+    assert abs(is_k[1] - elbo) < 0.15  # k = 1 is an unbiased ELBO estimate (sd of this mean ~0.04)
+    assert elbo + 0.1 < is_k[10] < is_k[1000] < log_px + 0.01
+    assert log_px - is_k[1000] < 0.05 < log_px - is_k[10]
+
+
+def test_hmc_keeps_a_correlated_gaussian_invariant():
+    B, g = 2000, torch.Generator().manual_seed(0)
+    mean = torch.randn(B, 2, generator=g)  # a different target mean per chain
+    cov = torch.tensor([[1.0, 0.8], [0.8, 1.0]])
+    log_prob_fn = D.MultivariateNormal(mean, cov).log_prob  # [..., B, 2] -> [..., B]
+    z = mean + torch.randn(B, 2, generator=g) @ torch.linalg.cholesky(cov).T  # start in the stationary law
+    step = torch.full((B, 1), 0.3)
+    with torch.no_grad():  # the kernel takes its own gradients
+        for _ in range(3):
+            z, accept_prob = hmc_step(log_prob_fn, z, step, n_leapfrog=5, generator=g)
+    d = z - mean  # [B, 2]; sd of a mean ~0.02, of a (co)variance ~0.03
+    torch.testing.assert_close(d.mean(0), torch.zeros(2), atol=0.08, rtol=0)
+    torch.testing.assert_close(d.T @ d / B, cov, atol=0.12, rtol=0)
+    assert 0.5 < accept_prob.mean() < 1.0
+
+
+def test_step_size_adapts_per_chain_toward_target():
+    B, g = 200, torch.Generator().manual_seed(0)
+    scale = torch.logspace(-1, 1, B).unsqueeze(-1)  # [B, 1], posterior sd from 0.1 to 10
+    log_prob_fn = lambda z: gaussian_log_prob(z, torch.zeros(B, 3), 2 * scale.log())  # noqa: E731
+    z, step = scale * torch.randn(B, 3, generator=g), torch.full((B, 1), 1.0)
+    accept = []
+    for i in range(300):
+        z, accept_prob = hmc_step(log_prob_fn, z, step, n_leapfrog=4, generator=g)
+        step = adapt_step_size(step, accept_prob, target=0.9)
+        accept.append(accept_prob)
+    assert abs(torch.stack(accept[-100:]).mean() - 0.9) < 0.03
+    ratio = (step / scale).log()  # the adapted step follows each chain's own scale
+    assert ratio.std() < 0.3 and (step.max() / step.min()) > 30
+
+
+def test_kde_matches_scipy_gaussian_kde():
+    scipy_stats = __import__("scipy.stats").stats
+    g = torch.Generator().manual_seed(0)
+    z_fit, z_eval = torch.randn(40, 3, 2, generator=g), torch.randn(7, 3, 2, generator=g)
+    ours = kde_log_prob(z_fit, z_eval, jitter=0.0)  # [7, 3]
+    for b in range(3):
+        kde = scipy_stats.gaussian_kde(z_fit[:, b].T.numpy())
+        torch.testing.assert_close(ours[:, b], torch.from_numpy(kde.logpdf(z_eval[:, b].T.numpy())))
+
+
+def test_hmc_estimator_recovers_log_px():
+    model, x, g = setup(n=20)
+    log_px = model.log_px(x)
+    est = log_px_hmc(model, x, n_z=2, n_samples=600, n_burnin=100, step_size=0.3, generator=g)
+    assert (est - log_px).abs().mean() < 0.05 and (est - log_px).abs().max() < 0.2
+    # the paper's budget (50 samples, 5 burn-in) from the encoder mean is rougher but close
+    paper = log_px_hmc(model, x, n_z=2, step_size=0.3, z_init=model.posterior(x)[0], generator=g)
+    assert (paper - log_px).abs().mean() < 0.3
+
+
+class Means(torch.nn.Module):
+    """An encoder whose means vary over x in units 0 and 1, barely in unit 2, and not at all in 3 and 4."""
+
+    def forward(self, x):  # x [B, 3]
+        mu = torch.stack([x[:, 0], 2 * x[:, 1], 0.05 * x[:, 2], torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], -1)
+        return mu, torch.zeros_like(mu)
+
+
+def test_active_units_counts_varying_means():
+    x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
+    assert active_units(Means(), x, chunk=64) == 2  # unit 2 has variance ~0.0025 < 0.01
+    assert active_units(Means(), x, threshold=1e-3) == 3
