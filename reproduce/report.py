@@ -164,6 +164,14 @@ def pick(runs: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
     return runs.groupby(["dataset", "n_z"], sort=False).head(1).drop(columns=["_other_sweep", "_other_alg"])
 
 
+def latent_grid(n: int) -> torch.Tensor:
+    """[n*n, 2] row-major: the unit square's cell centres (k + 0.5)/n through the Gaussian inverse CDF;
+    z1 grows left to right, z2 bottom to top."""
+    q = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(n, dtype=torch.float32) + 0.5) / n)
+    z2, z1 = torch.meshgrid(q.flip(0), q, indexing="ij")
+    return torch.stack([z1, z2], -1).reshape(n * n, 2)
+
+
 def tiles(images: torch.Tensor, shape: tuple[int, int], nrow: int) -> np.ndarray:
     """[n, n_x] decoder means -> one [rows*h, nrow*w] image."""
     return make_grid(images.reshape(-1, 1, *shape), nrow=nrow, padding=0)[0].numpy()
@@ -248,9 +256,7 @@ def figure4(runs: pd.DataFrame, out: Path, sweep: str | None = "fig45") -> list[
         if decoder is None:
             continue
         n = MANIFOLD_SIZE.get(dataset, 10)
-        q = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(n, dtype=torch.float32) + 0.5) / n)
-        z2, z1 = torch.meshgrid(q.flip(0), q, indexing="ij")  # z1 left to right, z2 bottom to top
-        x = decoder.mean(torch.stack([z1, z2], -1).reshape(n * n, 2))
+        x = decoder.mean(latent_grid(n))
         images.append((dataset, run.run_id, tiles(x, IMAGE_SHAPE[dataset], n)))
     if not images:
         note("Figure 4 skipped: no n_z=2 run with saved weights (log.save_weights=true)")

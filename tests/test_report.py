@@ -127,3 +127,11 @@ def test_reference_is_the_papers_table():
     if SHARED_REFERENCE.exists():
         path = Path(str(report.resources.files("reproduce") / "reference.csv"))
         assert path.read_bytes() == SHARED_REFERENCE.read_bytes()
+
+
+def test_latent_grid_is_the_gaussian_quantiles_of_a_square_grid():
+    z = report.latent_grid(4).reshape(4, 4, 2)  # [row, col, (z1, z2)]
+    u = torch.distributions.Normal(0.0, 1.0).cdf(z)
+    assert torch.allclose(u[0, :, 0], torch.tensor([0.125, 0.375, 0.625, 0.875]), atol=1e-5)  # z1 along columns
+    assert torch.allclose(u[:, 0, 1], torch.tensor([0.875, 0.625, 0.375, 0.125]), atol=1e-5)  # z2 up the rows
+    assert torch.isfinite(z).all() and torch.allclose(z.sum((0, 1)), torch.zeros(2), atol=1e-5)
