@@ -108,7 +108,7 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
         torch.save({"encoder": encoder.state_dict(), "decoder": decoder.state_dict()}, job.weights)
     write_meta(job.meta, cfg, status="done", run_id=job.id, **summary)
     for s in sinks[1:]:
-        s.finish(exit_code=0, summary={f"final/{k}": v for k, v in summary.items()})
+        s.finish(exit_code=0, summary={f"final/{k}": v for k, v in summary.items()}, rows=sinks[0].rows)
     job.checkpoint.unlink(missing_ok=True)
     return job.parquet
 

@@ -1,0 +1,46 @@
+"""W&B in real offline mode, read back from the run files it wrote; failure isolation in a multirun."""
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from reproduce.log import read_wandb_run
+
+
+def run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "reproduce", *args, "dataset=synthetic", "budget=smoke", "train.threads=1",
+           f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt", f"hydra.run.dir={tmp}/out",
+           f"hydra.sweep.dir={tmp}/multirun", "log.progress=false"]
+    return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=240)
+
+
+def wandb_runs(tmp: Path) -> list[dict]:
+    return [read_wandb_run(d) for d in sorted((tmp / "wandb").glob("offline-run-*"))]
+
+
+def test_offline_wandb_run_mirrors_the_results(tmp_path):
+    p = run(tmp_path, "log.wandb=offline", "log.sweep=wb", "model.n_z=3")
+    assert p.returncode == 0, p.stderr
+    (r,) = wandb_runs(tmp_path)
+    assert (r["group"], r["job_type"], r["exit_code"]) == ("wb", "aevb", 0)
+    assert "model.n_z=3" in r["name"]
+    assert r["config"]["model"]["n_z"] == 3 and r["config"]["dataset"]["name"] == "synthetic"
+    logged = [h for h in r["history"] if "test/lower_bound" in h]
+    (meta,) = (tmp_path / "results" / "wb").glob("*.yaml")
+    import pandas as pd
+    rows = pd.read_parquet(meta.with_suffix(".parquet"))
+    test = rows[rows.split == "test"]
+    assert [h["n_seen"] for h in logged] == test.n_seen.tolist()
+    assert [h["test/lower_bound"] for h in logged] == test.value.tolist()
+    assert r["summary"]["final/test_lower_bound"] == test.value.iloc[-1]
+    assert r["summary"]["curves/_type"] == "image-file"
+
+
+def test_a_failing_job_does_not_stop_the_multirun(tmp_path):
+    p = run(tmp_path, "-m", "train.lr=1e30,0.02", "log.wandb=offline")
+    assert p.returncode == 1
+    assert "1 job(s) failed" in p.stderr and "non-finite" in p.stderr and "train.lr=1e+30" in p.stderr
+    status = sorted(yaml.safe_load(m.read_text())["meta"]["status"] for m in (tmp_path / "results" / "default").glob("*.yaml"))
+    assert status == ["done", "failed"]
+    assert sorted(r["exit_code"] for r in wandb_runs(tmp_path)) == [0, 1]  # each job its own W&B run, always finished
