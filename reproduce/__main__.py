@@ -1,5 +1,4 @@
 """`python -m reproduce [+sweep=NAME] [overrides]`: the only module that knows Hydra."""
-import sys
 import traceback
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 from reproduce.config import register
 
 register()
-FAILED: list[tuple[str, str]] = []  # (job, error) of this process's failed multirun jobs
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -19,22 +17,15 @@ def main(cfg: DictConfig) -> None:
     from reproduce import train
 
     hc = HydraConfig.get()
+    config = OmegaConf.to_object(cfg)  # bad values stop here, before any training, naming the field
     name = hc.job.override_dirname or None  # readable W&B run name from the overrides
     try:
-        train.run(OmegaConf.to_object(cfg), root=Path(hydra.utils.get_original_cwd()), name=name)
-    except Exception as e:
+        train.run(config, root=Path(hydra.utils.get_original_cwd()), name=name)
+    except Exception:
         if hc.mode != RunMode.MULTIRUN:
             raise
-        traceback.print_exc()  # one failed job must not stop the others of a multirun
-        FAILED.append((name or "job", f"{type(e).__name__}: {e}"))
-
-
-def cli() -> None:
-    main()
-    if FAILED:
-        print(f"\n[reproduce] {len(FAILED)} job(s) failed:", *(f"  {j}: {e}" for j, e in FAILED), sep="\n", file=sys.stderr)
-        sys.exit(1)
+        traceback.print_exc()  # marked failed beside its results; the others go on (callbacks.FailureSummary)
 
 
 if __name__ == "__main__":
-    cli()
+    main()

@@ -40,7 +40,14 @@ def test_offline_wandb_run_mirrors_the_results(tmp_path):
 def test_a_failing_job_does_not_stop_the_multirun(tmp_path):
     p = run(tmp_path, "-m", "train.lr=1e30,0.02", "log.wandb=offline")
     assert p.returncode == 1
-    assert "1 job(s) failed" in p.stderr and "non-finite" in p.stderr and "train.lr=1e+30" in p.stderr
+    assert "1 job(s) failed" in p.stderr and "non-finite train/lower_bound=nan at step" in p.stderr
     status = sorted(yaml.safe_load(m.read_text())["meta"]["status"] for m in (tmp_path / "results" / "default").glob("*.yaml"))
     assert status == ["done", "failed"]
     assert sorted(r["exit_code"] for r in wandb_runs(tmp_path)) == [0, 1]  # each job its own W&B run, always finished
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes_and_reports_failures(tmp_path):
+    p = run(tmp_path, "-m", "+launcher=joblib", "train.lr=1e30,0.02", "log.wandb=disabled")
+    assert p.returncode == 1 and "1 job(s) failed" in p.stderr, p.stderr[-2000:]
+    metas = [yaml.safe_load(m.read_text())["meta"] for m in (tmp_path / "results" / "default").glob("*.yaml")]
+    assert sorted(m["status"] for m in metas) == ["done", "failed"]
