@@ -20,7 +20,7 @@ class WakeSleep:
         self.wake_opt = adagrad(cfg, decoder.parameters(), n_train)
         self.sleep_opt = adagrad(cfg, encoder.parameters(), n_train)
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"loss": self.wake(x), "sleep_loss": self.sleep(len(x))}
 
     def wake(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ class ReweightedWakeSleep(WakeSleep):
         super().__init__(cfg, encoder, decoder, n_train, generator)
         self.K, self.q_update = cfg.algorithm.K, cfg.algorithm.q_update
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         mu, log_var = self.encoder(x)  # [M, n_z]
         z = reparameterize(mu.detach(), log_var.detach(), self.K, self.generator)  # [K, M, n_z]
         log_px_z = self.decoder.log_prob(x, z)  # [K, M]

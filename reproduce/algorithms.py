@@ -1,8 +1,9 @@
 """Learning algorithms behind one protocol; AEVB lives here, the baselines in baselines/.
 
-Every algorithm owns its optimizers and implements `step(x) -> dict of tensors` (no .item(): the loop
-decides when to sync), `state_dict()` / `load_state_dict()`, and exposes `encoder` and `decoder` so
-that evaluation is the same code for all of them."""
+Every algorithm owns its optimizers and implements `step(x, idx) -> dict of tensors` (x: the minibatch,
+idx: its indices in the training set, for per-datapoint state such as MCEM's chains; no .item(): the loop
+decides when to sync), `state_dict()` / `load_state_dict()`, and exposes `encoder` (None where it has
+none) and `decoder`, so that evaluation is the same code for all of them."""
 from __future__ import annotations
 
 import importlib
@@ -19,6 +20,7 @@ REGISTRY = {
     "aevb": "reproduce.algorithms:AEVB",
     "wake_sleep": "baselines.wake_sleep:WakeSleep",
     "rws": "baselines.wake_sleep:ReweightedWakeSleep",
+    "mcem": "baselines.mcem:MCEM",
 }
 
 
@@ -26,7 +28,7 @@ class Algorithm(Protocol):
     encoder: nn.Module
     decoder: nn.Module
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def step(self, x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
 
@@ -77,7 +79,7 @@ class AEVB:
         self.L = cfg.algorithm.L
         self.opt = adagrad(cfg, [*encoder.parameters(), *decoder.parameters()], n_train)
 
-    def step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         terms = self.estimator(self.encoder, self.decoder, x, self.L, self.generator)
         loss = -terms.elbo.mean()
         self.opt.step(loss)

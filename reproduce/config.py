@@ -103,16 +103,28 @@ class RWSConfig(AlgorithmConfig):
 
 
 @dataclass
+class MCEMConfig(AlgorithmConfig):
+    name: str = "mcem"
+    n_leapfrog: int = 10  # appendix E
+    target_accept: float = 0.9  # appendix E
+    n_updates: int = 5  # Adagrad weight updates per HMC transition (appendix E)
+    step_size: float = 0.1  # initial leapfrog step size of every chain (paper silent)
+    adapt_rate: float = 0.5  # log step size += rate * (acceptance - target) (paper silent)
+
+    def __post_init__(self) -> None:
+        _check(self.n_leapfrog > 0, "algorithm.n_leapfrog", self.n_leapfrog, "must be > 0")
+        _check(0 < self.target_accept < 1, "algorithm.target_accept", self.target_accept, "must be in (0, 1)")
+        _check(self.n_updates > 0, "algorithm.n_updates", self.n_updates, "must be > 0")
+        _check(self.step_size > 0, "algorithm.step_size", self.step_size, "must be > 0")
+
+
+@dataclass
 class TrainConfig:
     budget: int = 1_000_000  # training samples seen ("# training samples evaluated", Fig. 2)
     batch_size: int = 100  # M
     lr: float = 0.02  # Adagrad step size from the paper's {0.01, 0.02, 0.1}: 0.02 measured best at 1e6 (README)
     adagrad_warmup: int = 0  # steps that only accumulate sum g^2 (anglepy does 10-100; paper silent)
     weight_prior: bool = True  # N(0, I) prior on parameters = weight decay 1/N
-    eval_start: int = 100_000  # first evaluation point (samples seen)
-    evals_per_decade: int = 5  # log-spaced evaluation points
-    eval_train_subset: Optional[int] = None  # None: the whole training set
-    eval_chunk: int = 5000  # datapoints per no_grad forward pass
     checkpoint_every: int = 1_000_000  # samples between checkpoints (also at every evaluation's end)
     log_every: int = 50  # steps between progress-bar updates (one host sync each)
     threads: Optional[int] = None  # torch.set_num_threads; None leaves torch's default
@@ -122,9 +134,35 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", self.batch_size, "must be > 0")
         _check(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _check(self.adagrad_warmup >= 0, "train.adagrad_warmup", self.adagrad_warmup, "must be >= 0")
-        _check(self.eval_start > 0, "train.eval_start", self.eval_start, "must be > 0")
-        _check(self.evals_per_decade > 0, "train.evals_per_decade", self.evals_per_decade, "must be > 0")
-        _check(self.eval_chunk > 0, "train.eval_chunk", self.eval_chunk, "must be > 0")
+
+
+@dataclass
+class EvalConfig:
+    """When and what to evaluate (no_grad, in chunks) on the training and test sets."""
+
+    start: int = 100_000  # first evaluation point (samples seen)
+    per_decade: int = 5  # log-spaced points from `start` to the budget (Fig. 2's log axis)
+    every: Optional[int] = None  # evaluate every this many samples instead (Fig. 3's linear axis)
+    train_subset: Optional[int] = None  # None: the whole training set; else its first n points
+    chunk: int = 5000  # datapoints per forward pass
+    is_k: int = 100  # importance samples for marginal_ll_is at intermediate points (0: off)
+    is_k_final: int = 5000  # ... and at the last point (the standard k = 5000)
+    is_subset: Optional[int] = 10_000  # IS on the first n points of each split (None: all; 10k = MNIST test)
+    hmc: bool = False  # the paper's HMC estimator of log p(x) (appendix D, Fig. 3)
+    hmc_max_n_z: int = 5  # ... only where n_z is this small (appendix D: reliable for n_z < 5)
+    hmc_subset: int = 1000  # ... on the first 1000 train and test points, as Fig. 3
+    hmc_samples: int = 50  # appendix D / Fig. 3
+    hmc_leapfrog: int = 4
+    hmc_burnin: int = 5
+    active_units: bool = True  # Burda et al. 2015: Var_x E_q[z_j] > 0.01
+
+    def __post_init__(self) -> None:
+        _check(self.start > 0, "eval.start", self.start, "must be > 0")
+        _check(self.per_decade > 0, "eval.per_decade", self.per_decade, "must be > 0")
+        _check(self.every is None or self.every > 0, "eval.every", self.every, "must be > 0")
+        _check(self.chunk > 0, "eval.chunk", self.chunk, "must be > 0")
+        _check(self.is_k >= 0 and self.is_k_final >= 0, "eval.is_k", (self.is_k, self.is_k_final), "must be >= 0")
+        _check(self.hmc_samples >= 2, "eval.hmc_samples", self.hmc_samples, "must be >= 2")
 
 
 @dataclass
@@ -148,6 +186,7 @@ class Config:
     model: ModelConfig = MISSING
     algorithm: AlgorithmConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     device: str = "cpu"
@@ -162,3 +201,4 @@ def register() -> None:
     cs.store(group="algorithm", name="base_aevb", node=AEVBConfig)
     cs.store(group="algorithm", name="base_wake_sleep", node=WakeSleepConfig)
     cs.store(group="algorithm", name="base_rws", node=RWSConfig)
+    cs.store(group="algorithm", name="base_mcem", node=MCEMConfig)

@@ -9,39 +9,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from reproduce import algorithms, data as data_mod, estimators, models
+from reproduce import algorithms, data as data_mod, models
+from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.config import Config
 from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, write_meta
-
-
-def eval_points(start: int, budget: int, per_decade: int, batch_size: int) -> list[int]:
-    """Log-spaced samples-seen points from `start` to `budget` (always included), multiples of M."""
-    start = min(start, budget)
-    n = math.floor(per_decade * math.log10(budget / start) + 1e-9)
-    points = {math.ceil(start * 10 ** (i / per_decade) / batch_size) * batch_size for i in range(n + 1)}
-    return sorted(p for p in points | {math.ceil(budget / batch_size) * batch_size} if p <= budget + batch_size)
-
-
-@torch.no_grad()
-def evaluate(algorithm, splits: dict[str, torch.Tensor], cfg: Config, n_seen: int) -> dict[tuple[str, str], float]:
-    """The lower bound on each split; its own seeded noise, so evaluation never shifts training's RNG."""
-    g = torch.Generator(cfg.device).manual_seed(cfg.seed * 1_000_003 + n_seen)
-    out = {}
-    for split, x in splits.items():
-        lb = estimators.elbo(algorithm.encoder, algorithm.decoder, x, cfg.train.eval_chunk, g)
-        out[(split, "lower_bound")] = lb.mean().item()
-    return out
-
-
-def eval_splits(data: data_mod.Data, cfg: Config) -> dict[str, torch.Tensor]:
-    """The evaluation sets: the test set and the training set (or its first eval_train_subset points);
-    under dynamic binarization one fixed seeded binarization of each."""
-    train = data.train[: cfg.train.eval_train_subset] if cfg.train.eval_train_subset else data.train
-    splits = {"train": train, "test": data.test}
-    if data.binarize_dynamic:
-        g = torch.Generator(cfg.device).manual_seed(cfg.dataset.split_seed)
-        splits = {k: torch.bernoulli(v, generator=g) for k, v in splits.items()}
-    return splits
 
 
 class Job:
@@ -117,17 +88,18 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
     """Sec. 5: M random training points per step, n_seen += M; evaluation and checkpoints by n_seen."""
     M, N, budget, log_every = cfg.train.batch_size, len(data.train), cfg.train.budget, cfg.train.log_every
     splits, train_x, dynamic = eval_splits(data, cfg), data.train, data.binarize_dynamic
-    points = [p for p in eval_points(cfg.train.eval_start, budget, cfg.train.evals_per_decade, M) if p > n_seen]
+    points = [p for p in schedule(cfg) if p > n_seen]
     next_ckpt = n_seen + cfg.train.checkpoint_every
     t0, step, last, last_eval = time.time() - wall0, n_seen // M, {}, {}
     n_start, t_start, eval_s = n_seen, time.time(), 0.0
     bar = tqdm(total=budget, initial=n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
                desc=job.id, mininterval=1.0, file=sys.stderr)
     while points:
-        x = train_x[torch.randint(0, N, (M,), generator=gen, device=train_x.device)]  # [M, n_x]
+        idx = torch.randint(0, N, (M,), generator=gen, device=train_x.device)  # with replacement
+        x = train_x[idx]  # [M, n_x]
         if dynamic:
             x = torch.bernoulli(x, generator=gen)
-        metrics = algorithm.step(x)
+        metrics = algorithm.step(x, idx)
         n_seen, step = n_seen + M, step + 1
         if step % log_every == 0:
             m = {k: v.item() for k, v in metrics.items()}  # the loop's only host sync between evaluations
@@ -137,7 +109,7 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
         if n_seen >= points[0]:
             points.pop(0)
             t_eval = time.time()
-            last_eval = evaluate(algorithm, splits, cfg, n_seen)
+            last_eval = evaluate(algorithm, splits, cfg, n_seen, final=not points)
             eval_s += time.time() - t_eval
             check_finite({f"{s}/{k}": v for (s, k), v in last_eval.items()}, step, n_seen)
             rows = [row(cfg, job.id, n_seen, s, k, v, time.time() - t0) for (s, k), v in last_eval.items()]

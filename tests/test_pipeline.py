@@ -10,7 +10,8 @@ import pandas as pd
 import yaml
 
 from reproduce.log import COLUMNS
-from reproduce.train import eval_points
+from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig
+from reproduce.evaluate import schedule
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,26 +34,33 @@ def test_smoke_sweep_writes_tidy_results(tmp_path):
     assert len(files) == 4
     df = pd.concat(pd.read_parquet(f) for f in files)
     assert list(df.columns) == COLUMNS
-    assert set(df.split) == {"train", "test"} and set(df.metric) == {"lower_bound"}
+    assert set(df.split) == {"train", "test"}
+    assert set(df.metric) == {"lower_bound", "marginal_ll_is", "active_units"}
+    final = df[df.n_seen == df.n_seen.max()].pivot_table(index=["run_id", "split"], columns="metric", values="value")
+    assert (final.marginal_ll_is >= final.lower_bound - 0.5).all()  # IS (k = 50) above the ELBO, up to noise
     assert set(df.n_z) == {2, 3} and df.n_seen.max() == 20_000
     assert set(df.algorithm) == {"aevb", "wake_sleep"}
     for f in files:
         meta = yaml.safe_load(f.with_suffix(".yaml").read_text())
         assert meta["meta"]["status"] == "done" and meta["meta"]["commit"]
         assert meta["config"]["model"]["n_z"] in (2, 3)
-    for _, run in df[df.split == "test"].groupby("run_id"):
+    for _, run in df[(df.split == "test") & (df.metric == "lower_bound")].groupby("run_id"):
         assert run.value.iloc[-1] > run.value.iloc[0] + 3  # every job learned
     assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints removed once done
 
 
-def test_eval_points_are_log_spaced_and_end_at_budget():
-    pts = eval_points(100_000, 1_000_000, 5, 100)
+def test_eval_schedule_log_spaced_or_linear_and_ends_at_budget():
+    cfg = Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=AEVBConfig())
+    pts = schedule(cfg)
     assert pts[0] == 100_000 and pts[-1] == 1_000_000 and len(pts) == 6
     assert all(p % 100 == 0 for p in pts)
-    assert eval_points(100_000, 20_000, 5, 100) == [20_000]
+    cfg.train.budget = 20_000
+    assert schedule(cfg) == [20_000]
+    cfg.train.budget, cfg.eval.every = 1_000_000, 250_000
+    assert schedule(cfg) == [100_000, 350_000, 600_000, 850_000, 1_000_000]
 
 
-JOB = ["dataset=synthetic", "train.budget=400000", "train.eval_start=1000", "train.checkpoint_every=20000",
+JOB = ["dataset=synthetic", "train.budget=400000", "eval.start=1000", "train.checkpoint_every=20000",
        "dataset.binarize=dynamic", "train.threads=1"]
 
 

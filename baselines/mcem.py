@@ -1,0 +1,46 @@
+"""Monte Carlo EM (paper appendix E), the Figure 3 baseline: no encoder; persistent HMC chains, one
+per training point, on log p(z) + log p(x|z), then Adagrad steps of the decoder on the sampled z.
+
+"Training samples evaluated" (the x axis of Figs. 2-3) counts each minibatch datapoint once per
+iteration, as for AEVB, although an MCEM iteration costs more: n_leapfrog + 1 gradient evaluations of
+the decoder for the HMC transition plus n_updates weight updates."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from reproduce.algorithms import adagrad
+from reproduce.config import Config
+from reproduce.hmc import adapt_step_size, hmc_step
+from reproduce.models import standard_normal_log_prob
+
+
+class MCEM:
+    """Per iteration: one HMC transition (n_leapfrog steps, step size adapted per chain toward
+    target_accept) of the minibatch's persistent chains, then n_updates Adagrad steps of the decoder."""
+
+    def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
+        a = cfg.algorithm
+        self.encoder, self.decoder, self.generator = None, decoder, generator  # no recognition model
+        self.n_leapfrog, self.target, self.n_updates, self.rate = a.n_leapfrog, a.target_accept, a.n_updates, a.adapt_rate
+        device = generator.device
+        self.z = torch.randn(n_train, cfg.model.n_z, generator=generator, device=device)  # [N, n_z] chains
+        self.step_size = torch.full((n_train, 1), a.step_size, device=device)  # [N, 1]
+        self.opt = adagrad(cfg, decoder.parameters(), n_train)
+
+    def step(self, x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        log_joint = lambda z: standard_normal_log_prob(z) + self.decoder.log_prob(x, z)  # noqa: E731  [M]
+        z, accept = hmc_step(log_joint, self.z[idx], self.step_size[idx], self.n_leapfrog, self.generator)
+        self.z[idx], self.step_size[idx] = z, adapt_step_size(self.step_size[idx], accept, self.target, self.rate)
+        for _ in range(self.n_updates):
+            loss = -self.decoder.log_prob(x, z).mean()
+            self.opt.step(loss)
+        return {"loss": loss.detach(), "accept": accept.mean()}
+
+    def state_dict(self) -> dict:
+        return {"decoder": self.decoder.state_dict(), "opt": self.opt.state_dict(), "z": self.z, "step_size": self.step_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decoder.load_state_dict(state["decoder"])
+        self.opt.load_state_dict(state["opt"])
+        self.z, self.step_size = state["z"], state["step_size"]
