@@ -88,3 +88,10 @@ def test_bad_value_fails_before_training_naming_the_field(override, field):
 def test_unknown_algorithm_fails_naming_the_group():
     with pytest.raises(ConfigCompositionException, match="algorithm"):
         make(["algorithm=nope"])
+
+
+def test_fig3_grid_is_the_papers():
+    cfgs = [OmegaConf.to_object(make(o)) for o in sweep_jobs("fig3")]
+    assert {(c.dataset.n_train, c.algorithm.name) for c in cfgs} == {
+        (n, a) for n in (1000, 50000) for a in ("aevb", "wake_sleep", "mcem")}
+    assert all((c.model.n_z, c.model.n_hidden, c.eval.hmc, c.dataset.name.value) == (3, 100, True, "mnist") for c in cfgs)

@@ -1,6 +1,7 @@
 """Marginal-likelihood estimators and the HMC kernel against a linear-Gaussian model with exact log p(x)."""
 import math
 
+import pytest
 import torch
 from torch import distributions as D
 
@@ -10,6 +11,15 @@ from reproduce.models import gaussian_log_prob
 from reproduce.objectives import gaussian_kl
 
 torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: a second thread only adds OpenMP barriers, which stall for ms on a shared 2-core machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
 
 
 class LinearGaussian(torch.nn.Module):
@@ -57,14 +67,16 @@ def test_is_with_exact_posterior_has_zero_variance():
     model, x, g = setup(n=20)
     torch.testing.assert_close(log_px_is(model.posterior, model, x, k=50, generator=g), model.log_px(x))
     # a memory budget of a few decoder outputs chunks both datapoints and samples; the answer is unchanged
-    torch.testing.assert_close(log_px_is(model.posterior, model, x, k=50, max_elements=30, generator=g), model.log_px(x))
+    chunked = log_px_is(model.posterior, model, x, k=50, max_elements=30, generator=g)
+    torch.testing.assert_close(chunked, model.log_px(x))
 
 
 def test_streaming_logsumexp_matches_one_pass():
     model, x, _ = setup(n=20)
     enc = poor_posterior(model)
-    one = _log_px_is_chunk(enc, model, x, 100, 100, torch.Generator().manual_seed(1))
-    streamed = _log_px_is_chunk(enc, model, x, 100, 7, torch.Generator().manual_seed(1))  # same draws, in 15 chunks
+    one = _log_px_is_chunk(enc, model, x, 96, 96, torch.Generator().manual_seed(1))
+    # the same draws in 12 chunks of 8 (CPU randn fills blocks of 16 numbers, so 8 x 20 x 2 keeps the stream)
+    streamed = _log_px_is_chunk(enc, model, x, 96, 8, torch.Generator().manual_seed(1))
     torch.testing.assert_close(streamed, one)
 
 
@@ -72,8 +84,9 @@ def test_is_lies_between_elbo_and_log_px_and_rises_with_k():
     model, x, g = setup(n=200)
     enc = poor_posterior(model)
     elbo, log_px = model.elbo(x, *enc(x)).mean(), model.log_px(x).mean()
-    is_k = {k: log_px_is(enc, model, x, k=k, generator=g).mean() for k in (1, 10, 1000)}
-    assert abs(is_k[1] - elbo) < 0.15  # k = 1 is an unbiased ELBO estimate (sd of this mean ~0.04)
+    is_k = {k: log_px_is(enc, model, x, k=k, generator=g).mean() for k in (10, 1000)}
+    is_k[1] = log_px_is(enc, model, x.repeat(50, 1), k=1, generator=g).mean()  # 10,000 draws: sd of the mean ~0.03
+    assert abs(is_k[1] - elbo) < 0.12  # k = 1 is an unbiased estimate of the ELBO
     assert elbo + 0.1 < is_k[10] < is_k[1000] < log_px + 0.01
     assert log_px - is_k[1000] < 0.05 < log_px - is_k[10]
 
@@ -122,18 +135,19 @@ def test_kde_matches_scipy_gaussian_kde():
 def test_hmc_estimator_recovers_log_px():
     model, x, g = setup(n=20)
     log_px = model.log_px(x)
-    est = log_px_hmc(model, x, n_z=2, n_samples=600, n_burnin=100, step_size=0.3, generator=g)
-    assert (est - log_px).abs().mean() < 0.05 and (est - log_px).abs().max() < 0.2
-    # the paper's budget (50 samples, 5 burn-in) from the encoder mean is rougher but close
+    est = log_px_hmc(model, x, n_z=2, n_samples=400, n_burnin=50, step_size=0.3, generator=g)
+    assert (est - log_px).abs().mean() < 0.08 and (est - log_px).abs().max() < 0.5  # seen over seeds: <= 0.04, 0.28
+    # the paper's budget (50 samples, 5 burn-in) is rougher but unbiased; seen over 500 points: mean |err| 0.17
     paper = log_px_hmc(model, x, n_z=2, step_size=0.3, z_init=model.posterior(x)[0], generator=g)
-    assert (paper - log_px).abs().mean() < 0.3
+    assert (paper - log_px).abs().mean() < 0.35 and (paper - log_px).mean().abs() < 0.15
 
 
 class Means(torch.nn.Module):
     """An encoder whose means vary over x in units 0 and 1, barely in unit 2, and not at all in 3 and 4."""
 
     def forward(self, x):  # x [B, 3]
-        mu = torch.stack([x[:, 0], 2 * x[:, 1], 0.05 * x[:, 2], torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], -1)
+        constant = torch.ones_like(x[:, 0])
+        mu = torch.stack([x[:, 0], 2 * x[:, 1], 0.05 * x[:, 2], 0 * constant, constant], -1)
         return mu, torch.zeros_like(mu)
 
 
