@@ -8,6 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from reproduce.config import register
+from reproduce.data import DataError
 
 register()
 
@@ -21,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     name = hc.job.override_dirname or None  # readable W&B run name from the overrides
     try:
         train.run(config, root=Path(hydra.utils.get_original_cwd()), name=name)
+    except DataError:
+        raise  # every job would fail the same way: stop, with the instructions
     except Exception:
         if hc.mode != RunMode.MULTIRUN:
             raise

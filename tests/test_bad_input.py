@@ -1,0 +1,55 @@
+"""Bad input fails before training with a message naming the field or the file, and leaves no results."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torchvision
+
+from reproduce import data
+from reproduce.config import Dataset, DatasetConfig
+from reproduce.data import DataError, load
+
+
+def reproduce(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "reproduce", *overrides, f"log.results_dir={tmp}/results", "log.wandb=disabled",
+           f"log.checkpoint_dir={tmp}/ckpt", f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun"]
+    return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.n_z=0"], "model.n_z=0 is invalid: must be > 0"),
+    (["dataset=cifar"], "Could not find 'dataset/cifar'"),
+    (["algorithm=vae"], "Could not find 'algorithm/vae'"),
+    (["train.budget=-100"], "train.budget=-100 is invalid: must be > 0"),
+    (["train.lr=0"], "train.lr=0.0 is invalid: must be > 0"),
+    (["model.n_z=three"], "n_z"),
+    (["model.n_z=="], "Error parsing override 'model.n_z=='"),
+    (["model.nz=3"], "Key 'nz' not in 'ModelConfig'"),
+    (["-m", "dataset=synthetic", "model.n_z=2,-1"], "model.n_z=-1 is invalid"),
+])
+def test_bad_config_fails_before_training(tmp_path, overrides, message):
+    p = reproduce(tmp_path, *overrides)
+    assert p.returncode != 0 and message in p.stderr, p.stderr[-3000:]
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_missing_frey_fails_with_where_to_put_it_and_where_it_comes_from(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FREY_URL", "http://frey.invalid/frey_rawface.mat")
+    with pytest.raises(DataError, match=r"could not download http://frey.invalid/frey_rawface.mat to .*frey_rawface.mat.*by hand"):
+        load(DatasetConfig(name=Dataset.frey, root=str(tmp_path)))
+
+
+def test_missing_mnist_fails_with_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://mnist.invalid/"])
+    with pytest.raises(DataError, match=r"Put the four uncompressed IDX files .* in .*MNIST/raw"):
+        load(DatasetConfig(name=Dataset.mnist, root=str(tmp_path)))
+
+
+def test_missing_data_stops_a_multirun_with_no_results(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "frey_rawface.mat").parent.mkdir()
+    (empty / "frey_rawface.mat").write_bytes(b"not a mat file")
+    p = reproduce(tmp_path, "-m", "dataset=frey", "model.n_z=2,3", f"dataset.root={empty}")
+    assert p.returncode != 0 and "is corrupt" in p.stderr and "cs.nyu.edu" in p.stderr
+    assert not list((tmp_path / "results").rglob("*")) if (tmp_path / "results").exists() else True
