@@ -18,6 +18,14 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def float64():
+    """Closed-form tests in double precision, without leaking the default dtype into other tests."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
 def needs_data(*names):
     root = Path(os.environ.get("REPRODUCE_DATA", SHARED_DATA))
     missing = [n for n in names if not (root / n).exists()]

@@ -10,7 +10,7 @@ from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import gaussian_log_prob
 from reproduce.objectives import gaussian_kl
 
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.fixture(autouse=True)

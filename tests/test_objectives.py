@@ -1,11 +1,12 @@
 """Estimators and likelihoods against closed forms and torch.distributions (float64, seeded)."""
+import pytest
 import torch
 from torch import distributions as D
 
 from reproduce.models import BernoulliDecoder, GaussianDecoder, GaussianEncoder, init_normal_
 from reproduce.objectives import gaussian_kl, reparameterize, sgvb_a, sgvb_b
 
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def models(n_x=6, n_h=8, n_z=3, decoder=BernoulliDecoder):

@@ -30,7 +30,7 @@ def test_offline_wandb_run_mirrors_the_results(tmp_path):
     (meta,) = (tmp_path / "results" / "wb").glob("*.yaml")
     import pandas as pd
     rows = pd.read_parquet(meta.with_suffix(".parquet"))
-    test = rows[rows.split == "test"]
+    test = rows[(rows.split == "test") & (rows.metric == "lower_bound")]
     assert [h["n_seen"] for h in logged] == test.n_seen.tolist()
     assert [h["test/lower_bound"] for h in logged] == test.value.tolist()
     assert r["summary"]["final/test_lower_bound"] == test.value.iloc[-1]
