@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from reproduce.log import COLUMNS
+from reproduce.log import COLUMNS, read_wandb_run
 from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig
 from reproduce.evaluate import schedule
 
@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def reproduce(tmp: Path, *overrides: str, **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "reproduce", f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt",
            "log.wandb=disabled", f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun", *overrides]
+    # (a later log.wandb=... in overrides wins over the default above)
     return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -73,7 +74,7 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     finish(reproduce(a, *JOB))
-    p = reproduce(b, *JOB, start_new_session=True)
+    p = reproduce(b, *JOB, "log.wandb=offline", start_new_session=True)
     deadline = time.time() + 120
     while not list((b / "ckpt").rglob("*.pt")) and time.time() < deadline:
         time.sleep(0.05)
@@ -81,7 +82,11 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert list((b / "ckpt").rglob("*.pt")), "the job finished before it could be killed"
-    out = finish(reproduce(b, *JOB))
+    out = finish(reproduce(b, *JOB, "log.wandb=offline"))
     assert "resuming" in out
     pd.testing.assert_frame_equal(rows(a), rows(b))
     assert "already finished" in finish(reproduce(b, *JOB))
+    runs = sorted((b / "wandb").glob("offline-run-*"))
+    ids = [r.name.split("-", 3)[-1] for r in runs]  # offline-run-<time>-<id>; the killed one may hold no run record
+    assert len(ids) == 2 and len(set(ids)) == 1  # the resumed job continued its W&B run
+    assert read_wandb_run(runs[-1])["exit_code"] == 0
