@@ -76,12 +76,17 @@ class AEVB:
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
         self.estimator = ESTIMATORS[cfg.algorithm.estimator.value]
-        self.L = cfg.algorithm.L
+        self.L, self.n_z = cfg.algorithm.L, cfg.model.n_z
         self.opt = adagrad(cfg, [*encoder.parameters(), *decoder.parameters()], n_train)
+        self.loss = torch.compile(self._loss, dynamic=False) if cfg.train.compile else self._loss
+
+    def _loss(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """-SGVB, per datapoint; eps [L, M, n_z] comes in from outside so that the function compiles."""
+        return -self.estimator(self.encoder, self.decoder, x, self.L, eps=eps).elbo.mean()
 
     def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        terms = self.estimator(self.encoder, self.decoder, x, self.L, self.generator)
-        loss = -terms.elbo.mean()
+        eps = torch.randn((self.L, len(x), self.n_z), generator=self.generator, device=x.device)
+        loss = self.loss(x, eps)
         self.opt.step(loss)
         return {"loss": loss.detach()}
 

@@ -33,7 +33,7 @@ def run_id(cfg: Config) -> str:
     """Readable and keyed by the resolved config (logging options excluded): same config, same id."""
     d = plain(cfg)
     d.pop("log")
-    for k in ("log_every", "threads", "checkpoint_every"):
+    for k in ("log_every", "threads", "checkpoint_every", "compile"):
         d["train"].pop(k)
     digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
     n = "" if cfg.dataset.n_train is None else f"-n{cfg.dataset.n_train}"

@@ -1,0 +1,182 @@
+"""`python -m reproduce.bench`: training throughput and GFLOP/s of our step next to the fp32 sgemm ceiling
+and a plain eager loop of the same model, measured in the same run; a whole run's time split; IS throughput.
+
+GFLOP/s count 6 x (multiply-adds of the forward matmuls) per training sample (forward 2, backward 4), the
+convention of the issue's 62 GFLOP/s figure, although our step skips the input gradient of the first layer."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reproduce import algorithms, estimators, models
+from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
+                              ModelConfig, TrainConfig)
+
+CASES = {  # name: (n_x, n_hidden, n_z, decoder)
+    "mnist-nz3": (784, 500, 3, Decoder.bernoulli),
+    "mnist-nz20": (784, 500, 20, Decoder.bernoulli),
+    "mnist-nz200": (784, 500, 200, Decoder.bernoulli),
+    "frey-nz10": (560, 200, 10, Decoder.gaussian),
+}
+
+
+def sgemm_gflops(m: int = 1000, k: int = 784, n: int = 500, seconds: float = 2.0, device: str = "cpu") -> float:
+    """The fp32 matmul ceiling at the paper's layer shape (1000 x 784 x 500)."""
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    return 2 * m * k * n * timed(lambda: a @ b, seconds, device) / 1e9
+
+
+def timed(fn, seconds: float, device: str) -> float:
+    """Calls per second of fn, after a warm-up, over about `seconds`."""
+    for _ in range(5):
+        fn()
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            fn()
+        n += 10
+        sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def step_flops(n_x: int, n_h: int, n_z: int, decoder: Decoder) -> int:
+    n_out = n_x * (2 if decoder is Decoder.gaussian else 1)
+    return 6 * (n_x * n_h + n_h * 2 * n_z + n_z * n_h + n_h * n_out)
+
+
+def config(case: str, device: str, compile: bool = False) -> Config:
+    n_x, n_h, n_z, dec = CASES[case]
+    name = Dataset.frey if case.startswith("frey") else Dataset.mnist
+    return Config(dataset=DatasetConfig(name=name), model=ModelConfig(n_z=n_z, n_hidden=n_h, decoder=dec),
+                  algorithm=AEVBConfig(), train=TrainConfig(compile=compile), device=device)
+
+
+def ours(case: str, device: str, seconds: float, compile: bool = False) -> float:
+    """Samples/s of the suite's own training step: index sampling from device data + AEVB.step."""
+    cfg = config(case, device, compile)
+    n_x = CASES[case][0]
+    data = torch.rand(50_000, n_x, device=device)
+    enc, dec = (m.to(device) for m in models.build(cfg.model, n_x))
+    gen = torch.Generator(device).manual_seed(0)
+    alg = algorithms.build(cfg, enc, dec, len(data), gen)
+
+    def step():
+        idx = torch.randint(0, len(data), (100,), generator=gen, device=device)
+        alg.step(data[idx], idx)
+
+    return 100 * timed(step, seconds, device)
+
+
+class PlainVAE(nn.Module):
+    """The same model written the plain eager way (pytorch/examples vae/main.py style)."""
+
+    def __init__(self, n_x: int, n_h: int, n_z: int):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(n_x, n_h), nn.Linear(n_h, n_z), nn.Linear(n_h, n_z)
+        self.fc3, self.fc4 = nn.Linear(n_z, n_h), nn.Linear(n_h, n_x)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc1(x))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        recon = torch.sigmoid(self.fc4(torch.tanh(self.fc3(z))))
+        bce = F.binary_cross_entropy(recon, x, reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return (bce + kld) / len(x)
+
+
+def plain(case: str, device: str, seconds: float) -> float:
+    """Samples/s of a plain eager loop: shuffled minibatches, Adagrad, loss.item() every step."""
+    n_x, n_h, n_z, _ = CASES[case]
+    model = PlainVAE(n_x, n_h, n_z).to(device)
+    opt = torch.optim.Adagrad(model.parameters(), lr=0.02, weight_decay=1 / 50_000)
+    data = torch.rand(50_000, n_x, device=device)
+
+    def step():
+        loss = model(data[torch.randint(0, len(data), (100,), device=device)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return 100 * timed(step, seconds, device)
+
+
+def run_split(device: str, budget: int) -> dict:
+    """A whole MNIST n_z = 20 run (real data when $REPRODUCE_DATA has it, else synthetic): wall time split
+    into training and evaluation (checkpoints and logging are inside the training time)."""
+    from reproduce import train
+    from reproduce.data import DataError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=AEVBConfig(),
+                     train=TrainConfig(budget=budget), eval=EvalConfig(start=budget // 10, is_subset=1000, is_k_final=1000),
+                     log=LogConfig(wandb="disabled", progress=False), device=device)
+        try:
+            train.run(cfg, root=Path(tmp))
+        except DataError:
+            return {}
+        import yaml
+
+        (meta,) = Path(tmp).rglob("*.yaml")
+        return yaml.safe_load(meta.read_text())["meta"]
+
+
+def is_throughput(device: str, n: int, k: int) -> float:
+    """Datapoint-samples/s of log_px_is on the MNIST n_z = 20 model."""
+    enc, dec = (m.to(device) for m in models.build(ModelConfig(), 784))
+    x = torch.rand(n, 784, device=device)
+    t0 = time.perf_counter()
+    estimators.log_px_is(enc, dec, x, k)
+    sync(device)
+    return n * k / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
+    p.add_argument("--run-budget", type=int, default=200_000, help="samples of the whole-run split (0: skip)")
+    p.add_argument("--is-n", type=int, default=200)
+    p.add_argument("--is-k", type=int, default=1000)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(f"device={a.device} threads={torch.get_num_threads()} torch={torch.__version__}")
+    ceiling = sgemm_gflops(seconds=a.seconds, device=a.device)
+    print(f"fp32 sgemm ceiling (1000x784x500): {ceiling:.1f} GFLOP/s\n")
+    print(f"| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain |{' compiled samples/s |' if a.compile else ''}")
+    print(f"|---|---|---|---|---|---|{'---|' if a.compile else ''}")
+    for case in a.cases.split(","):
+        s_ours, s_plain = ours(case, a.device, a.seconds), plain(case, a.device, a.seconds)
+        gf = s_ours * step_flops(*CASES[case]) / 1e9
+        extra = f" {ours(case, a.device, a.seconds, compile=True):,.0f} |" if a.compile else ""
+        print(f"| {case} | {s_ours:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {s_plain:,.0f} | {s_ours / s_plain:.2f} |{extra}")
+    if a.run_budget:
+        m = run_split(a.device, a.run_budget)
+        if m:
+            train_s = m["wall_s"] - m["eval_s"]
+            print(f"\nwhole run, MNIST n_z=20, {a.run_budget:,} samples: wall {m['wall_s']:.1f} s = training {train_s:.1f} s"
+                  f" + evaluation {m['eval_s']:.1f} s ({100 * m['eval_s'] / train_s:.0f}% of training);"
+                  f" {m['train_samples_per_s']:,.0f} training samples/s")
+    if a.is_n:
+        print(f"\nIS log p(x), MNIST n_z=20, n={a.is_n}, k={a.is_k}: {is_throughput(a.device, a.is_n, a.is_k):,.0f} datapoint-samples/s")
+
+
+if __name__ == "__main__":
+    main()
