@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from tqdm import tqdm
 
 from reproduce import algorithms, data as data_mod, models
@@ -27,7 +28,7 @@ class Job:
         self.weights = self.results / f"{self.id}.weights.pt"
 
     def finished(self) -> bool:
-        return self.meta.exists() and "status: done" in self.meta.read_text()
+        return self.meta.exists() and yaml.safe_load(self.meta.read_text())["meta"]["status"] == "done"
 
 
 def save_checkpoint(job: Job, algorithm, gen: torch.Generator, n_seen: int, rows: list, wall_s: float, wandb_id: str) -> None:
@@ -41,6 +42,14 @@ def check_finite(metrics: dict[str, float], step: int, n_seen: int) -> None:
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise FloatingPointError(f"non-finite {name}={value} at step {step} ({n_seen} samples seen)")
+
+
+def check_parameters(algorithm, step: int, n_seen: int) -> None:
+    """Before a checkpoint, so that a NaN state is never saved (one host sync per parameter tensor)."""
+    for net in (algorithm.encoder, algorithm.decoder):
+        for name, p in (net.named_parameters() if net is not None else ()):
+            if not torch.isfinite(p).all():
+                raise FloatingPointError(f"non-finite parameter {type(net).__name__}.{name} at step {step} ({n_seen} samples seen)")
 
 
 def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
@@ -118,6 +127,7 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
             last = {f"{s}_lb": v for (s, k), v in last_eval.items() if k == "lower_bound"}
             next_ckpt = n_seen  # checkpoint right after every evaluation, so its rows are never redone
         if n_seen >= next_ckpt:
+            check_parameters(algorithm, step, n_seen)
             save_checkpoint(job, algorithm, gen, n_seen, sinks[0].rows, time.time() - t0, wandb_id)
             next_ckpt = n_seen + cfg.train.checkpoint_every
     bar.update(n_seen - bar.n)

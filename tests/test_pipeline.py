@@ -90,3 +90,17 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     ids = [r.name.split("-", 3)[-1] for r in runs]  # offline-run-<time>-<id>; the killed one may hold no run record
     assert len(ids) == 2 and len(set(ids)) == 1  # the resumed job continued its W&B run
     assert read_wandb_run(runs[-1])["exit_code"] == 0
+
+
+def test_non_finite_parameter_is_named_before_a_checkpoint():
+    import torch
+    from reproduce.train import check_parameters
+    from reproduce.models import build
+    enc, dec = build(ModelConfig(n_z=2, n_hidden=4), 6)
+    alg = type("A", (), {"encoder": enc, "decoder": dec})()
+    check_parameters(alg, 1, 100)
+    with torch.no_grad():
+        dec.out.weight[0, 0] = float("inf")
+    import pytest
+    with pytest.raises(FloatingPointError, match=r"non-finite parameter BernoulliDecoder.out.weight at step 7 \(700 samples"):
+        check_parameters(alg, 7, 700)

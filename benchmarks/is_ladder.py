@@ -1,0 +1,63 @@
+"""The ELBO and IS log p(x) with k = 1, 100, 5000 of a trained model, on its test set, with wall times, and
+the per-datapoint loop (pythae's get_nll, benchmarks/bench_is.py) timed on a subset for the ratio.
+
+    python benchmarks/is_ladder.py results/fig2/<run_id>.yaml [--ks 1,100,5000] [--loop-n 100]"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from reproduce import estimators, models
+from reproduce.config import Dataset, DatasetConfig, Decoder, ModelConfig
+from reproduce.data import load
+
+
+def trained(meta: Path):
+    """The encoder, decoder and dataset config of a finished job saved with log.save_weights=true."""
+    cfg = yaml.safe_load(meta.read_text())["config"]
+    m, d = cfg["model"], cfg["dataset"]
+    mcfg = ModelConfig(n_z=m["n_z"], n_hidden=m["n_hidden"], decoder=Decoder(m["decoder"]), min_log_var=m["min_log_var"])
+    dcfg = DatasetConfig(name=Dataset(d["name"]), n_train=d["n_train"])
+    data = load(dcfg)
+    enc, dec = models.build(mcfg, data.n_x)
+    w = torch.load(meta.with_suffix(".weights.pt"))
+    enc.load_state_dict(w["encoder"])
+    dec.load_state_dict(w["decoder"])
+    return enc, dec, data
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("meta", type=Path)
+    p.add_argument("--ks", default="1,100,5000")
+    p.add_argument("--loop-n", type=int, default=100, help="test points for the per-datapoint loop (0: skip)")
+    a = p.parse_args()
+    enc, dec, data = trained(a.meta)
+    x, g = data.test, torch.Generator().manual_seed(0)
+    print(f"{a.meta.stem}: test set {tuple(x.shape)}, threads={torch.get_num_threads()}")
+    t = time.perf_counter()
+    print(f"ELBO            {estimators.elbo(enc, dec, x, generator=g).mean():9.2f}   {time.perf_counter() - t:7.1f} s")
+    for k in map(int, a.ks.split(",")):
+        t = time.perf_counter()
+        v = estimators.log_px_is(enc, dec, x, k, generator=g).mean()
+        dt = time.perf_counter() - t
+        print(f"IS k={k:<5}      {v:9.2f}   {dt:7.1f} s   {len(x) * k / dt:,.0f} datapoint-samples/s")
+    if a.loop_n:
+        import sys
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_is import log_px_per_datapoint
+
+        k = max(map(int, a.ks.split(",")))
+        t = time.perf_counter()
+        log_px_per_datapoint(enc, dec, x[: a.loop_n], k)
+        dt = time.perf_counter() - t
+        print(f"per-datapoint loop, k={k}, {a.loop_n} points: {dt:.1f} s = {a.loop_n * k / dt:,.0f} datapoint-samples/s"
+              f" -> {dt * len(x) / a.loop_n:,.0f} s for the {len(x)} test points")
+
+
+if __name__ == "__main__":
+    main()
