@@ -51,3 +51,11 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_and_reports_failures(tm
     assert p.returncode == 1 and "1 job(s) failed" in p.stderr, p.stderr[-2000:]
     metas = [yaml.safe_load(m.read_text())["meta"] for m in (tmp_path / "results" / "default").glob("*.yaml")]
     assert sorted(m["status"] for m in metas) == ["done", "failed"]
+
+
+def test_submitit_local_launcher_runs_the_cluster_path(tmp_path):
+    p = run(tmp_path, "-m", "+launcher=submitit_local", "model.n_z=2,3", "log.wandb=offline")
+    assert p.returncode == 0, p.stderr[-3000:]
+    metas = [yaml.safe_load(m.read_text())["meta"] for m in (tmp_path / "results" / "default").glob("*.yaml")]
+    assert sorted(m["status"] for m in metas) == ["done", "done"]
+    assert sorted(r["exit_code"] for r in wandb_runs(tmp_path)) == [0, 0]  # one W&B run per job, from each process
