@@ -155,6 +155,7 @@ class EvalConfig:
     hmc_samples: int = 50  # appendix D / Fig. 3
     hmc_leapfrog: int = 4
     hmc_burnin: int = 5
+    hmc_prior_burnin: int = 200  # extra adapted steps for chains that start at the prior (no encoder: MCEM)
     active_units: bool = True  # Burda et al. 2015: Var_x E_q[z_j] > 0.01
 
     def __post_init__(self) -> None:
