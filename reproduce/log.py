@@ -50,6 +50,9 @@ def git_commit() -> str:
         return "unknown"
 
 
+COMMIT = git_commit()  # at import: the code this process runs, even if HEAD moves during a long sweep
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temporary file and rename, so a crash never leaves a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +75,7 @@ class ParquetSink:
 
 def write_meta(path: Path, cfg: Config, **meta: Any) -> None:
     """The resolved config and the git commit beside the job's results."""
-    doc = {"meta": {"commit": git_commit(), **meta}, "config": plain(cfg)}
+    doc = {"meta": {"commit": COMMIT, **meta}, "config": plain(cfg)}
     atomic_write(path, lambda p: p.write_text(yaml.safe_dump(doc, sort_keys=False)))
 
 
