@@ -8,6 +8,7 @@ import json
 import netrc
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,17 @@ class WandbSink:
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=cfg.log.wandb_project, id=wandb_id, resume="allow", mode=wandb_mode(cfg.log.wandb),
-            name=name, group=cfg.log.sweep, job_type=cfg.algorithm.name, config=plain(cfg), dir=str(directory),
-            tags=[cfg.dataset.name.value, cfg.algorithm.name, f"n_z={cfg.model.n_z}"],
-            settings=wandb.Settings(silent=True, init_timeout=60),
-        )
+        kwargs = dict(project=cfg.log.wandb_project, id=wandb_id, resume="allow", name=name, group=cfg.log.sweep,
+                      job_type=cfg.algorithm.name, config=plain(cfg), dir=str(directory),
+                      tags=[cfg.dataset.name.value, cfg.algorithm.name, f"n_z={cfg.model.n_z}"])
+        mode = wandb_mode(cfg.log.wandb)
+        try:
+            self.run = wandb.init(mode=mode, settings=wandb.Settings(silent=True, init_timeout=60), **kwargs)
+        except Exception as e:  # a key but no network: keep the run offline rather than lose or stall the job
+            if mode != "online":
+                raise
+            print(f"[reproduce] W&B online init failed ({e}); logging offline instead", file=sys.stderr)
+            self.run = wandb.init(mode="offline", settings=wandb.Settings(silent=True), **kwargs)
         self.run.define_metric("n_seen")
         self.run.define_metric("*", step_metric="n_seen")
 
