@@ -156,6 +156,7 @@ class EvalConfig:
     hmc_leapfrog: int = 4
     hmc_burnin: int = 5
     hmc_prior_burnin: int = 200  # extra adapted steps for chains that start at the prior (no encoder: MCEM)
+    hmc_prior_k: int = 1000  # ... which start at one of k prior draws resampled by p(x|z) (estimators.prior_resample)
     active_units: bool = True  # Burda et al. 2015: Var_x E_q[z_j] > 0.01
 
     def __post_init__(self) -> None:
@@ -165,6 +166,7 @@ class EvalConfig:
         _check(self.chunk > 0, "eval.chunk", self.chunk, "must be > 0")
         _check(self.is_k >= 0 and self.is_k_final >= 0, "eval.is_k", (self.is_k, self.is_k_final), "must be >= 0")
         _check(self.hmc_samples >= 2, "eval.hmc_samples", self.hmc_samples, "must be >= 2")
+        _check(self.hmc_prior_k > 0, "eval.hmc_prior_k", self.hmc_prior_k, "must be > 0")
 
 
 @dataclass

@@ -85,6 +85,31 @@ def diag_gaussian_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, jitter: fl
 DENSITIES = {"kde": kde_log_prob, "gaussian": diag_gaussian_log_prob}
 
 
+@torch.no_grad()
+def prior_resample(decoder, x: torch.Tensor, n_z: int, k: int = 1000, max_elements: int | None = None, generator=None):
+    """One draw per datapoint from sum_i w_i delta(z_i), z_i ~ p(z), w_i ∝ p(x|z_i): sampling-importance-resampling
+    from the prior (Rubin 1988), by Gumbel-max over log w_i + G_i streamed over chunks of k; [N, n_x] -> [N, n_z].
+
+    The HMC start for a model without encoder (MCEM, appendix E). A trained decoder's p(z|x) is narrow and
+    multimodal: a chain started at a draw from p(z) stays in the mode it first falls into, and the estimate of
+    appendix D is then the mass of that mode, far below log p(x) (Fig. 3 MCEM went down with training)."""
+    max_elements = max_elements or default_max_elements(x.device)
+    b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
+    out = []
+    for xc in x.split(b_chunk):
+        best = torch.full(xc.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B] max of log w + G so far
+        z_best = torch.zeros((len(xc), n_z), device=x.device, dtype=x.dtype)  # [B, n_z]
+        for start in range(0, k, k_chunk):
+            z = torch.randn((min(k_chunk, k - start), len(xc), n_z), generator=generator, device=x.device, dtype=x.dtype)
+            gumbel = -torch.empty(z.shape[:-1], device=x.device, dtype=x.dtype).exponential_(generator=generator).log()
+            key, i = (decoder.log_prob(xc, z) + gumbel).max(0)  # [B] each
+            better = key > best
+            best = torch.where(better, key, best)
+            z_best = torch.where(better.unsqueeze(-1), z[i, torch.arange(len(xc), device=x.device)], z_best)
+        out.append(z_best)
+    return torch.cat(out)
+
+
 def hmc_posterior(decoder, x, z, step_size, n_samples, n_leapfrog, n_burnin, target, rate, generator=None):
     """HMC samples of p(z|x) ∝ p(z) p(x|z), one chain per datapoint, from z [B, n_z] with step sizes [B, 1];
     the step size is adapted toward `target` acceptance in burn-in only, so the kept chain is exact (app. D)."""
@@ -126,7 +151,8 @@ def log_px_hmc(
     """The paper's HMC marginal-likelihood estimator (appendix D, Fig. 3); [N, n_x] -> [N].
 
     Defaults follow Fig. 3: 50 samples of 4 leapfrog steps after 5 burn-in steps; reliable for n_z < 5.
-    Chains start at z_init [N, n_z] (e.g. the encoder mean) or at a draw from p(z). The initial step size
+    Chains start at z_init [N, n_z] (the encoder mean, or prior_resample without encoder) or at a draw from
+    p(z), which a multimodal posterior can trap in a minor mode (see prior_resample). The initial step size
     (a float or per chain [N, 1], e.g. the encoder's smallest sigma) is a **choice**: the paper is silent,
     and 5 burn-in steps move it by at most exp(5 * rate * (1 - target)) upward."""
     if z_init is None:

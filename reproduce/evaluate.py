@@ -50,8 +50,13 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
                 out[(split, "active_units")] = float(estimators.active_units(enc, x, chunk=e.chunk))
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:
             xs = x[: e.hmc_subset]
-            # chains start at the encoder mean where there is one, else at the prior with a longer burn-in
-            z0, burnin = (enc(xs)[0], e.hmc_burnin) if enc is not None else (None, e.hmc_burnin + e.hmc_prior_burnin)
+            # chains start at the encoder mean where there is one, else at a prior draw resampled by p(x|z)
+            # (a plain prior draw sticks in minor posterior modes) with a longer burn-in
+            if enc is not None:
+                z0, burnin = enc(xs)[0], e.hmc_burnin
+            else:
+                z0 = estimators.prior_resample(dec, xs, cfg.model.n_z, e.hmc_prior_k, generator=g)
+                burnin = e.hmc_burnin + e.hmc_prior_burnin
             out[(split, "marginal_ll_hmc")] = estimators.log_px_hmc(
                 dec, xs, cfg.model.n_z, e.hmc_samples, e.hmc_leapfrog, burnin, z_init=z0, generator=g).mean().item()
     return out
