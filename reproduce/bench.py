@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain | foreach Adagrad samples/s |{' compiled samples/s |' if a.compile else ''}")
     print(f"|---|---|---|---|---|---|---|{'---|' if a.compile else ''}")
     rates = {}
-    for case in a.cases.split(","):
+    for case in filter(None, a.cases.split(",")):
         s_ours, s_plain = ours(case, a.device, a.seconds), plain(case, a.device, a.seconds)
         rates[case] = s_ours
         gf = s_ours * step_flops(*CASES[case]) / 1e9
