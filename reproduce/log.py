@@ -25,20 +25,52 @@ def plain(cfg: Any) -> Any:
     """A config dataclass as plain dicts, lists and strings (enums by value)."""
     if dataclasses.is_dataclass(cfg):
         return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, dict):
+        return {k: plain(v) for k, v in cfg.items()}
     if isinstance(cfg, enum.Enum):
         return cfg.value
     return cfg
 
 
+NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def identity(cfg: Config) -> dict[str, Any]:
+    """The settings that make a job what it is: the resolved config less where and how it runs."""
+    return {k: v for k, v in flatten(plain(cfg)).items() if not k.startswith(NOT_IDENTITY)}
+
+
+def schema_defaults(cfg: Config) -> dict[str, Any]:
+    """The schema default of every identity key, for the config sections this job uses."""
+    sections = {f.name: type(getattr(cfg, f.name))() for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    top = {f.name: f.default for f in dataclasses.fields(cfg) if f.name not in sections}
+    return {k: v for k, v in flatten(plain({**top, **sections})).items() if not k.startswith(NOT_IDENTITY)}
+
+
+def same_job(stored: dict, cfg: Config) -> bool:
+    """A stored resolved config is this job: equal on every key it has; keys added to the schema since
+    it was written must be at their defaults (so results survive new options)."""
+    stored, defaults = flatten(stored), schema_defaults(cfg)
+    return all(stored.get(k, defaults.get(k)) == v for k, v in identity(cfg).items())
+
+
 def run_id(cfg: Config) -> str:
     """Readable and keyed by the resolved config (logging options excluded): same config, same id."""
-    d = plain(cfg)
-    d.pop("log")
-    for k in ("log_every", "threads", "checkpoint_every", "compile"):
-        d["train"].pop(k)
-    digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{run_prefix(cfg)}-{digest}"
+
+
+def run_prefix(cfg: Config) -> str:
     n = "" if cfg.dataset.n_train is None else f"-n{cfg.dataset.n_train}"
-    return f"{cfg.dataset.name.value}-{cfg.algorithm.name}-nz{cfg.model.n_z}{n}-s{cfg.seed}-{digest}"
+    return f"{cfg.dataset.name.value}-{cfg.algorithm.name}-nz{cfg.model.n_z}{n}-s{cfg.seed}"
 
 
 def git_commit() -> str:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from reproduce import algorithms, data as data_mod, models
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.config import Config
-from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, write_meta
+from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, run_prefix, same_job, write_meta
 
 
 class Job:
@@ -27,8 +27,14 @@ class Job:
         self.checkpoint = root / cfg.log.checkpoint_dir / cfg.log.sweep / f"{self.id}.pt"
         self.weights = self.results / f"{self.id}.weights.pt"
 
-    def finished(self) -> bool:
-        return self.meta.exists() and yaml.safe_load(self.meta.read_text())["meta"]["status"] == "done"
+    def finished(self, cfg: Config) -> Path | None:
+        """The results of a finished run of this job, found by its resolved config (log.same_job), so that
+        results written before an option was added to the schema are still recognised."""
+        for meta in sorted(self.results.glob(f"{run_prefix(cfg)}-*.yaml")):
+            doc = yaml.safe_load(meta.read_text())
+            if doc["meta"].get("status") == "done" and same_job(doc["config"], cfg):
+                return meta.with_suffix(".parquet")
+        return None
 
 
 def save_checkpoint(job: Job, algorithm, gen: torch.Generator, n_seen: int, rows: list, wall_s: float, wandb_id: str) -> None:
@@ -56,9 +62,9 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     """Train one job to cfg.train.budget samples, evaluating on the log-spaced schedule; resumes from
     its checkpoint and skips a finished job. Returns the results parquet path."""
     job = Job(cfg, root)
-    if job.finished():
-        print(f"[reproduce] {job.id} already finished: {job.parquet}", file=sys.stderr)
-        return job.parquet
+    if done := job.finished(cfg):
+        print(f"[reproduce] {job.id} already finished: {done}", file=sys.stderr)
+        return done
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)

@@ -104,3 +104,19 @@ def test_non_finite_parameter_is_named_before_a_checkpoint():
     import pytest
     with pytest.raises(FloatingPointError, match=r"non-finite parameter BernoulliDecoder.out.weight at step 7 \(700 samples"):
         check_parameters(alg, 7, 700)
+
+
+def test_finished_job_is_recognised_by_its_config_even_after_new_options():
+    from reproduce.log import identity, plain, same_job
+    cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=3), algorithm=AEVBConfig())
+    stored = plain(cfg)
+    assert same_job(stored, cfg)
+    del stored["eval"]["hmc_prior_k"]  # written before the option existed
+    assert same_job(stored, cfg)
+    cfg.eval.hmc_prior_k = 7  # ... but this job sets it away from its default
+    assert not same_job(stored, cfg)
+    cfg.eval.hmc_prior_k, stored["model"]["n_z"] = 1000, 5
+    assert not same_job(stored, cfg)
+    cfg.log.wandb, cfg.train.threads = "disabled", 1  # where and how a job runs is not what it is
+    stored["model"]["n_z"] = 3
+    assert same_job(stored, cfg) and "log.wandb" not in identity(cfg)
