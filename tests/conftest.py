@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,12 @@ def needs_data(*names):
     root = Path(os.environ.get("REPRODUCE_DATA", SHARED_DATA))
     missing = [n for n in names if not (root / n).exists()]
     return pytest.mark.skipif(bool(missing), reason=f"data not found under {root}: {missing}")
+
+
+def reproduce_cmd(tmp: Path, *overrides: str) -> list[str]:
+    """`python -m reproduce` with every output under tmp, W&B off and no progress bar; later overrides win."""
+    flags = [o for o in overrides if o.startswith("-")]  # (-m) before the overrides, as argparse wants
+    overrides = tuple(o for o in overrides if not o.startswith("-"))
+    return [sys.executable, "-m", "reproduce", *flags, f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt",
+            f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun", "log.wandb=disabled", "log.progress=false",
+            *overrides]

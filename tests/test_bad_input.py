@@ -1,20 +1,18 @@
 """Bad input fails before training with a message naming the field or the file, and leaves no results."""
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torchvision
 
+from conftest import reproduce_cmd
 from reproduce import data
 from reproduce.config import Dataset, DatasetConfig
 from reproduce.data import DataError, load
 
 
 def reproduce(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "reproduce", *overrides, f"log.results_dir={tmp}/results", "log.wandb=disabled",
-           f"log.checkpoint_dir={tmp}/ckpt", f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun"]
-    return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=120)
+    return subprocess.run(reproduce_cmd(tmp, *overrides), cwd=tmp, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -2,13 +2,13 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from conftest import reproduce_cmd
 from reproduce.log import COLUMNS, read_wandb_run
 from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig
 from reproduce.evaluate import schedule
@@ -17,10 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def reproduce(tmp: Path, *overrides: str, **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "reproduce", f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt",
-           "log.wandb=disabled", f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun", *overrides]
-    # (a later log.wandb=... in overrides wins over the default above)
-    return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(reproduce_cmd(tmp, "log.progress=true", *overrides), cwd=tmp, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
 
 
 def finish(p: subprocess.Popen) -> str:

@@ -1,17 +1,15 @@
 """W&B in real offline mode, read back from the run files it wrote; failure isolation in a multirun."""
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from conftest import reproduce_cmd
 from reproduce.log import read_wandb_run
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "reproduce", *args, "dataset=synthetic", "budget=smoke", "train.threads=1",
-           f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt", f"hydra.run.dir={tmp}/out",
-           f"hydra.sweep.dir={tmp}/multirun", "log.progress=false"]
+    cmd = reproduce_cmd(tmp, "dataset=synthetic", "budget=smoke", "train.threads=1", *args)
     return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=240)
 
 
