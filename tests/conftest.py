@@ -2,8 +2,13 @@ import os
 import sys
 from pathlib import Path
 
+import math
+
 import pytest
 import torch
+from torch import nn
+
+from reproduce.models import gaussian_log_prob
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -40,3 +45,32 @@ def reproduce_cmd(tmp: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "reproduce", *flags, f"log.results_dir={tmp}/results", f"log.checkpoint_dir={tmp}/ckpt",
             f"hydra.run.dir={tmp}/out", f"hydra.sweep.dir={tmp}/multirun", "log.wandb=disabled", "log.progress=false",
             *overrides]
+
+
+class LinearGaussian(nn.Module):
+    """p(x|z) = N(W z + b, sigma^2 I), W with orthogonal columns, so p(z|x) is diagonal and closed form."""
+
+    def __init__(self, n_z=2, n_x=12, sigma=0.5):
+        super().__init__()
+        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=torch.Generator().manual_seed(3)))
+        self.hidden = nn.Linear(n_z, 1)  # only for n_z discovery, as the MLP decoders have
+        self.W = nn.Parameter(q * torch.tensor([2.0, 1.0]))  # [n_x, n_z]
+        self.b = nn.Parameter(torch.zeros(n_x))
+        self.sigma = sigma
+
+    def log_prob(self, x, z):
+        return gaussian_log_prob(x, z @ self.W.T + self.b, torch.full_like(x, 2 * math.log(self.sigma)))
+
+    def sample(self, z, generator=None):
+        mean = z @ self.W.T + self.b
+        return mean + self.sigma * torch.randn(mean.shape, generator=generator)
+
+    def log_px(self, x):
+        """Exact log p(x) = log N(x; b, W W^T + sigma^2 I)."""
+        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(len(self.b))
+        return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x)
+
+    def posterior(self, x):
+        """Exact p(z|x): precision I + W^T W / sigma^2 (diagonal here), mean Sigma W^T (x - b) / sigma^2."""
+        prec = 1 + (self.W**2).sum(0) / self.sigma**2  # [n_z]
+        return ((x - self.b) @ self.W / self.sigma**2) / prec, -prec.log().expand(len(x), -1)

@@ -1,13 +1,12 @@
 """Wake-sleep: each phase moves only its own network; sleep moves q toward the exact posterior."""
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from baselines.wake_sleep import ReweightedWakeSleep, WakeSleep
 from reproduce.config import Config, DatasetConfig, ModelConfig, RWSConfig, TrainConfig, WakeSleepConfig
-from reproduce.models import GaussianEncoder, build, gaussian_log_prob
+from conftest import LinearGaussian
+from reproduce.models import GaussianEncoder, build
 from reproduce.objectives import gaussian_kl
 
 
@@ -45,30 +44,6 @@ def test_rws_step_moves_both_and_is_finite():
     m = rws.step(x)
     assert all(torch.isfinite(v) for v in m.values())
     assert not same(params(rws.encoder), enc0) and not same(params(rws.decoder), dec0)
-
-
-class LinearGaussian(nn.Module):
-    """p(x|z) = N(W z + b, sigma^2 I), W with orthogonal columns, so p(z|x) is diagonal and closed form."""
-
-    def __init__(self, n_z=2, n_x=12, sigma=0.5):
-        super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=torch.Generator().manual_seed(3)))
-        self.hidden = nn.Linear(n_z, 1)  # only for n_z discovery, as the MLP decoders have
-        self.W = nn.Parameter(q * torch.tensor([2.0, 1.0]))  # [n_x, n_z]
-        self.b = nn.Parameter(torch.zeros(n_x))
-        self.sigma = sigma
-
-    def log_prob(self, x, z):
-        return gaussian_log_prob(x, z @ self.W.T + self.b, torch.full_like(x, 2 * math.log(self.sigma)))
-
-    def sample(self, z, generator=None):
-        mean = z @ self.W.T + self.b
-        return mean + self.sigma * torch.randn(mean.shape, generator=generator)
-
-    def posterior(self, x):
-        """Exact p(z|x): precision I + W^T W / sigma^2 (diagonal here), mean Sigma W^T (x - b) / sigma^2."""
-        prec = 1 + (self.W**2).sum(0) / self.sigma**2  # [n_z]
-        return ((x - self.b) @ self.W / self.sigma**2) / prec, -prec.log().expand(len(x), -1)
 
 
 def kl_to_posterior(enc, dec, x):
