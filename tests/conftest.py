@@ -32,6 +32,15 @@ def float64():
     torch.set_default_dtype(torch.float32)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second thread only adds OpenMP barriers, which stall for ms on a shared 2-core machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
 def needs_data(*names):
     root = Path(os.environ.get("REPRODUCE_DATA", SHARED_DATA))
     missing = [n for n in names if not (root / n).exists()]

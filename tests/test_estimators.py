@@ -10,16 +10,7 @@ from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import gaussian_log_prob
 from reproduce.objectives import gaussian_kl
 
-pytestmark = pytest.mark.usefixtures("float64")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second thread only adds OpenMP barriers, which stall for ms on a shared 2-core machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
 
 class LinearGaussian(torch.nn.Module):

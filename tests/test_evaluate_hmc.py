@@ -10,14 +10,7 @@ from reproduce.estimators import log_px_hmc, prior_resample
 from reproduce.evaluate import evaluate
 from reproduce.models import gaussian_log_prob
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second thread only adds OpenMP barriers, which stall for ms on a shared 2-core machine."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TwoModes(torch.nn.Module):
