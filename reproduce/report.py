@@ -264,14 +264,11 @@ def figure4(runs: pd.DataFrame, out: Path, sweep: str | None = "fig45") -> list[
     if not images:
         note("Figure 4 skipped: no n_z=2 run with saved weights (log.save_weights=true)")
         return []
-    fig, axes = plt.subplots(1, len(images), figsize=(4.5 * len(images), 4.8), squeeze=False,
-                             gridspec_kw={"width_ratios": [im.shape[1] / im.shape[0] for *_, im in images]})
-    for i, (ax, (dataset, run_id, im)) in enumerate(zip(axes[0], images)):
-        ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"({'abcdefgh'[i]}) Learned {NAMES.get(dataset, dataset)} manifold")
-        ax.axis("off")
+    for dataset, run_id, _ in images:
         note(f"Figure 4 ({dataset}): {run_id}")
-    return save(fig, out, "figure4")
+    titles = [f"Learned {NAMES.get(dataset, dataset)} manifold" for dataset, *_ in images]
+    ratios = [im.shape[1] / im.shape[0] for *_, im in images]
+    return save(image_panels([im for *_, im in images], titles, (4.5, 4.8), ratios), out, "figure4")
 
 
 @torch.no_grad()
@@ -289,13 +286,21 @@ def figure5(runs: pd.DataFrame, out: Path, sweep: str | None = "fig45", seed: in
     if not images:
         note("Figure 5 skipped: no MNIST run with n_z in {2, 5, 10, 20} and saved weights")
         return []
-    fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.9), squeeze=False)
-    for i, (ax, (n_z, run_id, im)) in enumerate(zip(axes[0], images)):
-        ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"({'abcdefgh'[i]}) {n_z}-D latent space")
-        ax.axis("off")
+    for n_z, run_id, _ in images:
         note(f"Figure 5 (n_z={n_z}): {run_id}")
-    return save(fig, out, "figure5")
+    titles = [f"{n_z}-D latent space" for n_z, *_ in images]
+    return save(image_panels([im for *_, im in images], titles, (3.6, 3.9)), out, "figure5")
+
+
+def image_panels(images: list[np.ndarray], titles: list[str], size: tuple[float, float], ratios=None) -> plt.Figure:
+    """One row of grey-scale image panels titled (a), (b), ... as in the paper's Figures 4 and 5."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size[0] * len(images), size[1]), squeeze=False,
+                             gridspec_kw={"width_ratios": ratios} if ratios else None)
+    for i, (ax, im, title) in enumerate(zip(axes[0], images, titles)):
+        ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"({'abcdefgh'[i]}) {title}")
+        ax.axis("off")
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------- table
