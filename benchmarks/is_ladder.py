@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from reproduce import estimators, models
-from reproduce.config import Dataset, DatasetConfig, Decoder, ModelConfig
+from reproduce.config import Dataset, DatasetConfig, ModelConfig
 from reproduce.data import load
 
 
@@ -20,7 +20,7 @@ def trained(meta: Path):
     """The encoder, decoder and dataset config of a finished job saved with log.save_weights=true."""
     cfg = yaml.safe_load(meta.read_text())["config"]
     m, d = cfg["model"], cfg["dataset"]
-    mcfg = ModelConfig(n_z=m["n_z"], n_hidden=m["n_hidden"], decoder=Decoder(m["decoder"]), min_log_var=m["min_log_var"])
+    mcfg = ModelConfig.from_stored(m)
     dcfg = DatasetConfig(name=Dataset(d["name"]), n_train=d["n_train"])
     data = load(dcfg)
     enc, dec = models.build(mcfg, data.n_x)

@@ -2,6 +2,7 @@
 time; value checks live in __post_init__ and run at OmegaConf.to_object, before any training."""
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -64,6 +65,12 @@ class ModelConfig:
     decoder: Decoder = Decoder.bernoulli
     init_std: float = 0.01  # every parameter ~ N(0, 0.01^2) (paper, sec. 5)
     min_log_var: float = -12.0  # Gaussian decoder: soft floor on log sigma^2 (paper silent; see models.py)
+
+    @classmethod
+    def from_stored(cls, d: dict) -> "ModelConfig":
+        """A job's stored (plain, resolved) model config back as a ModelConfig; keys newer than it keep defaults."""
+        kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        return cls(**{**kw, "decoder": Decoder(kw.get("decoder", "bernoulli"))})
 
     def __post_init__(self) -> None:
         _check(self.n_z > 0, "model.n_z", self.n_z, "must be > 0")

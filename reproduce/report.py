@@ -23,7 +23,7 @@ import yaml  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from reproduce import models  # noqa: E402
-from reproduce.config import Decoder, ModelConfig  # noqa: E402
+from reproduce.config import ModelConfig  # noqa: E402
 from reproduce.log import COLUMNS  # noqa: E402
 
 PALETTE = {"aevb": "tab:red", "wake_sleep": "tab:green", "mcem": "tab:blue", "rws": "tab:purple"}
@@ -144,9 +144,7 @@ def panel_label(dataset: str, n_z: int) -> str:
 def decoder_of(run: pd.Series) -> torch.nn.Module | None:
     """The run's decoder rebuilt from its config and final weights (None, with a note, if it does not fit)."""
     state = torch.load(run.weights, map_location="cpu", weights_only=True)
-    m = run.model
-    cfg = ModelConfig(n_z=int(m["n_z"]), n_hidden=int(m["n_hidden"]), decoder=Decoder(m.get("decoder", "bernoulli")),
-                      init_std=float(m.get("init_std", 0.01)), min_log_var=float(m.get("min_log_var", -12.0)))
+    cfg = ModelConfig.from_stored(run.model)
     n_x = state["encoder"]["hidden.weight"].shape[1]
     h, w = IMAGE_SHAPE[run.dataset]
     if n_x != h * w:
