@@ -131,24 +131,55 @@ def paper_fig2_hours(rates: dict[str, float]) -> float:
     return 2 * seconds / 3600
 
 
-def run_split(device: str, budget: int, is_k: int, is_k_final: int) -> dict:
-    """A whole MNIST n_z = 20 run (real data when $REPRODUCE_DATA has it) on the default log-spaced schedule:
-    wall time split into training and evaluation (checkpoints and logging are inside the training time)."""
+RUN_EVALS = {  # name: eval settings of the whole-run split (bound and active units on all 60k points always)
+    "curves": dict(is_k=0, is_k_final=0),  # Fig. 2's curves only
+    "curves+IS": dict(is_k=0, is_k_final=100, is_subset=1000),  # and a final IS k = 100 on 1000 points
+    "budget=cpu": dict(is_k=100, is_k_final=1000, is_subset=1000),  # conf/budget/cpu.yaml as shipped
+}
+
+
+def run_split(device: str, budget: int, evals: str, wandb: str = "offline") -> dict:
+    """A whole MNIST n_z = 20 run (real data when $REPRODUCE_DATA has it) on the default log-spaced schedule,
+    logging to parquet and W&B: wall time split into training, evaluation, logging (result rows and
+    checkpoints) and set-up (data, W&B init and finish)."""
     from reproduce import train
     from reproduce.data import DataError
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=AEVBConfig(),
-                     train=TrainConfig(budget=budget), eval=EvalConfig(is_k=is_k, is_k_final=is_k_final, is_subset=1000),
-                     log=LogConfig(wandb="disabled", progress=False), device=device)
+                     train=TrainConfig(budget=budget), eval=EvalConfig(**RUN_EVALS[evals]),
+                     log=LogConfig(wandb=wandb, progress=False), device=device)
+        t0 = time.perf_counter()
         try:
             train.run(cfg, root=Path(tmp))
         except DataError:
             return {}
+        total = time.perf_counter() - t0
         import yaml
 
-        (meta,) = Path(tmp).rglob("*.yaml")
-        return yaml.safe_load(meta.read_text())["meta"]
+        (meta,) = Path(tmp).rglob("results/*/*.yaml")
+        m = yaml.safe_load(meta.read_text())["meta"]
+        train_s = m["n_seen"] / m["train_samples_per_s"]
+        return {"train": train_s, "eval": m["eval_s"], "log": m["log_s"], "setup": total - train_s - m["eval_s"] - m["log_s"],
+                "rate": m["train_samples_per_s"]}
+
+
+def paper_run_overhead(device: str, rate: float, is_rate: float) -> tuple[float, float]:
+    """Training and evaluation hours of one paper-scale MNIST n_z = 20 run (2.5e8 samples, default eval:
+    the bound on all 60k points and IS k = 100 on 10k per split at each point, k = 5000 at the end), from
+    the measured step rate, IS rate and a timed bound pass over 60k points."""
+    from reproduce import evaluate
+
+    enc, dec = (m.to(device) for m in models.build(ModelConfig(), 784))
+    x = torch.rand(60_000, 784, device=device)
+    t0 = time.perf_counter()
+    estimators.elbo_and_means(enc, dec, x)
+    sync(device)
+    bound_s = time.perf_counter() - t0
+    cfg = Config(train=TrainConfig(budget=250_000_000))
+    n_points, e = len(evaluate.schedule(cfg)), cfg.eval
+    eval_s = n_points * (bound_s + 2 * e.is_subset * e.is_k / is_rate) + 2 * e.is_subset * e.is_k_final / is_rate
+    return cfg.train.budget / rate / 3600, eval_s / 3600
 
 
 def is_throughput(device: str, n: int, k: int) -> float:
@@ -169,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
     p.add_argument("--run-budget", type=int, default=1_000_000, help="samples of the whole-run split (0: skip)")
-    p.add_argument("--run-is-k", default="100,1000", help="IS k at intermediate and final points of that run")
+    p.add_argument("--run-evals", default=",".join(RUN_EVALS), help=f"eval settings of that run: {', '.join(RUN_EVALS)}")
     p.add_argument("--is-n", type=int, default=200)
     p.add_argument("--is-k", type=int, default=1000)
     a = p.parse_args(argv)
@@ -190,16 +221,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {case} | {s_ours:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {s_plain:,.0f} | {s_ours / s_plain:.2f} | {s_foreach:,.0f} |{extra}")
     if set(CASES) <= set(rates):
         print(f"\npaper-scale Figure 2 on this device, one job at a time: {paper_fig2_hours(rates):.1f} h of training")
+    is_rate = is_throughput(a.device, a.is_n, a.is_k) if a.is_n else 0.0
+    if is_rate:
+        print(f"\nIS log p(x), MNIST n_z=20, n={a.is_n}, k={a.is_k}: {is_rate:,.0f} datapoint-samples/s")
     if a.run_budget:
-        is_k, is_k_final = map(int, a.run_is_k.split(","))
-        m = run_split(a.device, a.run_budget, is_k, is_k_final)
-        if m:
-            train_s = m["wall_s"] - m["eval_s"]
-            print(f"\nwhole run, MNIST n_z=20, {a.run_budget:,} samples, IS k={a.run_is_k} on 1000 points: wall {m['wall_s']:.1f} s = training {train_s:.1f} s"
-                  f" + evaluation {m['eval_s']:.1f} s ({100 * m['eval_s'] / train_s:.0f}% of training);"
-                  f" {m['train_samples_per_s']:,.0f} training samples/s")
-    if a.is_n:
-        print(f"\nIS log p(x), MNIST n_z=20, n={a.is_n}, k={a.is_k}: {is_throughput(a.device, a.is_n, a.is_k):,.0f} datapoint-samples/s")
+        print(f"\nwhole run, MNIST n_z=20, {a.run_budget:,} samples, parquet + W&B offline (seconds; % of training):\n")
+        print("| evaluation | training | evaluation | logging | set-up | eval + logging |")
+        print("|---|---|---|---|---|---|")
+        for evals in filter(None, a.run_evals.split(",")):
+            m = run_split(a.device, a.run_budget, evals)
+            if not m:
+                print("(no MNIST under $REPRODUCE_DATA: whole-run split skipped)")
+                break
+            pct = lambda v: f"{v:.1f} ({100 * v / m['train']:.0f}%)"
+            print(f"| {evals} | {m['train']:.1f} ({m['rate']:,.0f}/s) | {pct(m['eval'])} | {pct(m['log'])} | {m['setup']:.1f} |"
+                  f" {100 * (m['eval'] + m['log']) / m['train']:.0f}% |")
+    if is_rate and "mnist-nz20" in rates:
+        train_h, eval_h = paper_run_overhead(a.device, rates["mnist-nz20"], is_rate)
+        print(f"\npaper-scale MNIST n_z=20 run (2.5e8 samples, default eval), estimated from the rates above:"
+              f" training {train_h:.2f} h, evaluation {eval_h:.2f} h ({100 * eval_h / train_h:.0f}%)")
 
 
 if __name__ == "__main__":

@@ -43,11 +43,12 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
     out = {}
     for split, x in sets.items():
         if enc is not None:
-            out[(split, "lower_bound")] = estimators.elbo(enc, dec, x, e.chunk, g).mean().item()
+            lower_bound, mu = estimators.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
+            out[(split, "lower_bound")] = lower_bound.mean().item()
             if is_k:
                 out[(split, "marginal_ll_is")] = estimators.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
             if e.active_units:
-                out[(split, "active_units")] = float(estimators.active_units(enc, x, chunk=e.chunk))
+                out[(split, "active_units")] = float((estimators.activity_of_means(mu) > estimators.ACTIVE).sum())
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:
             xs = x[: e.hmc_subset]
             # chains start at the encoder mean where there is one, else at a prior draw resampled by p(x|z)

@@ -32,7 +32,7 @@ def plain(cfg: Any) -> Any:
     return cfg
 
 
-NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile")
+NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile", "eval.chunk")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

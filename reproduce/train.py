@@ -106,7 +106,7 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
     points = [p for p in schedule(cfg) if p > n_seen]
     next_ckpt = n_seen + cfg.train.checkpoint_every
     t0, step, last, last_eval = time.time() - wall0, n_seen // M, {}, {}
-    n_start, t_start, eval_s = n_seen, time.time(), 0.0
+    n_start, t_start, eval_s, log_s = n_seen, time.time(), 0.0, 0.0
     bar = tqdm(total=budget, initial=n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
                desc=job.id, mininterval=1.0, file=sys.stderr)
     while points:
@@ -127,19 +127,23 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
             last_eval = evaluate(algorithm, splits, cfg, n_seen, final=not points)
             eval_s += time.time() - t_eval
             check_finite({f"{s}/{k}": v for (s, k), v in last_eval.items()}, step, n_seen)
+            t_log = time.time()
             rows = [row(cfg, job.id, n_seen, s, k, v, time.time() - t0) for (s, k), v in last_eval.items()]
             for sink in sinks:
                 sink.write(rows)
+            log_s += time.time() - t_log
             last = {f"{s}_lb": v for (s, k), v in last_eval.items() if k == "lower_bound"}
             next_ckpt = n_seen  # checkpoint right after every evaluation, so its rows are never redone
         if n_seen >= next_ckpt:
+            t_log = time.time()
             check_parameters(algorithm, step, n_seen)
             save_checkpoint(job, algorithm, gen, n_seen, sinks[0].rows, time.time() - t0, wandb_id)
             next_ckpt = n_seen + cfg.train.checkpoint_every
+            log_s += time.time() - t_log
     bar.update(n_seen - bar.n)
     bar.close()
-    train_s = time.time() - t_start - eval_s  # this session's training time (checkpoints and logging included)
-    return {"n_seen": n_seen, "wall_s": round(time.time() - t0, 2), "eval_s": round(eval_s, 2),
+    train_s = time.time() - t_start - eval_s - log_s  # this session's training time
+    return {"n_seen": n_seen, "wall_s": round(time.time() - t0, 2), "eval_s": round(eval_s, 2), "log_s": round(log_s, 2),
             "train_samples_per_s": round((n_seen - n_start) / max(train_s, 1e-9), 1),
             **{f"{s}_{k}": v for (s, k), v in last_eval.items()}}
 

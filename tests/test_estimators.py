@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from reproduce.estimators import _log_px_is_chunk, active_units, kde_log_prob, log_px_hmc, log_px_is
+from reproduce.estimators import _log_px_is_chunk, active_units, elbo, elbo_and_means, kde_log_prob, log_px_hmc, log_px_is
 from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import gaussian_log_prob
 from reproduce.objectives import gaussian_kl
@@ -60,6 +60,17 @@ def test_is_with_exact_posterior_has_zero_variance():
     # a memory budget of a few decoder outputs chunks both datapoints and samples; the answer is unchanged
     chunked = log_px_is(model.posterior, model, x, k=50, max_elements=30, generator=g)
     torch.testing.assert_close(chunked, model.log_px(x))
+
+
+def test_elbo_is_unbiased_for_the_analytic_bound_and_does_not_depend_on_chunk():
+    model, x, _ = setup(n=50)
+    x = x.repeat(100, 1)  # 5000 points, 100 draws each
+    enc = poor_posterior(model)
+    bound, mu = elbo_and_means(enc, model, x, chunk=7, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(bound, elbo(enc, model, x, chunk=5000, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(mu, enc(x)[0])
+    exact = model.elbo(x, *enc(x))  # [5000]
+    assert abs((bound - exact).mean()) < 4 * (bound - exact).std() / len(x) ** 0.5
 
 
 def test_streaming_logsumexp_matches_one_pass():

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from reproduce.models import BernoulliDecoder, GaussianDecoder, GaussianEncoder, init_normal_
+from reproduce.models import BernoulliDecoder, GaussianDecoder, GaussianEncoder, init_normal_, softplus
 from reproduce.objectives import gaussian_kl, reparameterize, sgvb_a, sgvb_b
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -83,3 +83,20 @@ def test_gaussian_decoder_log_var_floor():
     with torch.no_grad():
         dec.out.bias[4:] = -100.0
     assert (dec(torch.zeros(1, 2))[1] >= -5.0).all()
+
+
+def test_softplus_matches_torch_in_value_and_gradient():
+    y = torch.cat([torch.linspace(-60, 60, 241), torch.tensor([-1e4, 0.0, 1e4])]).requires_grad_()
+    ours, ref = softplus(y), torch.logaddexp(y, torch.zeros(()))  # F.softplus is linear above 20
+    torch.testing.assert_close(ours, ref, atol=1e-15, rtol=1e-12)
+    (g,) = torch.autograd.grad(ours.sum(), y)
+    torch.testing.assert_close(g, torch.sigmoid(y.detach()))
+    assert torch.autograd.gradcheck(softplus, torch.randn(7).mul(5).requires_grad_())
+
+
+def test_softplus_float32_error_is_that_of_torch():
+    y = torch.linspace(-30, 30, 10_001, dtype=torch.float32)
+    exact = torch.logaddexp(y.double(), torch.zeros((), dtype=torch.float64))
+    err = (softplus(y).double() - exact).abs().max()
+    err_torch = (torch.nn.functional.softplus(y, threshold=100).double() - exact).abs().max()
+    assert err <= 1.5 * err_torch  # both are rounding of a float32 result (half an ulp at 30 is 1e-6)
