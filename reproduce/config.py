@@ -135,7 +135,7 @@ class TrainConfig:
     checkpoint_every: int = 1_000_000  # samples between checkpoints (also at every evaluation's end)
     log_every: int = 50  # steps between progress-bar updates (one host sync each)
     threads: Optional[int] = None  # torch.set_num_threads; None leaves torch's default
-    compile: bool = False  # torch.compile the AEVB loss (see README, Performance)
+    compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; see README, Performance)
 
     def __post_init__(self) -> None:
         _check(self.budget > 0, "train.budget", self.budget, "must be > 0")
