@@ -6,6 +6,7 @@ convention of the issue's 62 GFLOP/s figure, although our step skips the input g
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import tempfile
 import time
 from pathlib import Path
@@ -126,9 +127,29 @@ def plain(case: str, device: str, seconds: float) -> float:
     return 100 * timed(step, seconds, device)
 
 
+def _concurrent_worker(case: str, device: str, seconds: float, threads: int, barrier, out) -> None:
+    torch.set_num_threads(threads)
+    barrier.wait()  # start timing together, so that every window sees all the jobs running
+    out.put(ours(case, device, seconds))
+
+
+def concurrent(case: str, device: str, seconds: float, jobs: int, threads: int = 1) -> list[float]:
+    """Samples/s of each of `jobs` training processes running at once on one device (several jobs per core
+    set or per GPU, as a sweep's launcher runs them)."""
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(jobs), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_worker, args=(case, device, seconds, threads, barrier, out)) for _ in range(jobs)]
+    for p in procs:
+        p.start()
+    rates = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return rates
+
+
 def paper_fig2_hours(rates: dict[str, float]) -> float:
     """Training hours of the paper-scale Fig. 2 (MNIST 2.5e8 and Frey 1e8 samples per curve, AEVB and
-    wake-sleep) from measured AEVB rates: n_z 5 and 10 at the n_z = 20 rate (dominated by the same
+    wake-sleep) from measured AEVB rates (one job's, or the total of jobs run at once): n_z 5 and 10 at the n_z = 20 rate (dominated by the same
     784 x 500 layers), Frey at the n_z = 10 rate, wake-sleep assumed to cost what AEVB does."""
     mnist = {3: "mnist-nz3", 5: "mnist-nz20", 10: "mnist-nz20", 20: "mnist-nz20", 200: "mnist-nz200"}
     seconds = sum(2.5e8 / rates[c] for c in mnist.values()) + 4 * 1e8 / rates["frey-nz10"]
@@ -203,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
+    p.add_argument("--jobs", type=int, default=0, help="also time this many one-thread jobs at once (0: skip)")
     p.add_argument("--run-budget", type=int, default=1_000_000, help="samples of the whole-run split (0: skip)")
     p.add_argument("--run-evals", default=",".join(RUN_EVALS), help=f"eval settings of that run: {', '.join(RUN_EVALS)}")
     p.add_argument("--run-wandb", default="offline", help="W&B mode of that run (offline: its logging cost counts)")
@@ -226,6 +248,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {case} | {s_ours:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {s_plain:,.0f} | {s_ours / s_plain:.2f} | {s_foreach:,.0f} |{extra}")
     if set(CASES) <= set(rates):
         print(f"\npaper-scale Figure 2 on this device, one job at a time: {paper_fig2_hours(rates):.1f} h of training")
+    if a.jobs:
+        print(f"\n{a.jobs} one-thread jobs at once:\n\n| case | samples/s per job | total samples/s | total / one job above |\n|---|---|---|---|")
+        totals = {}
+        for case in rates:
+            each = concurrent(case, a.device, a.seconds, a.jobs)
+            totals[case] = sum(each)
+            print(f"| {case} | {' + '.join(f'{r:,.0f}' for r in each)} | {totals[case]:,.0f} | {totals[case] / rates[case]:.2f} |")
+        if set(CASES) <= set(totals):
+            print(f"\npaper-scale Figure 2 on this device, {a.jobs} jobs at a time: {paper_fig2_hours(totals):.1f} h of training")
     is_rate = is_throughput(a.device, a.is_n, a.is_k) if a.is_n else 0.0
     if is_rate:
         print(f"\nIS log p(x), MNIST n_z=20, n={a.is_n}, k={a.is_k}: {is_rate:,.0f} datapoint-samples/s")

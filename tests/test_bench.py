@@ -10,11 +10,12 @@ from reproduce import bench
 @needs_data("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte")
 def test_bench_prints_step_table_is_rate_and_run_split(capsys, one_thread):
     bench.main(["--cases", "frey-nz10,mnist-nz20", "--seconds", "0.2", "--run-budget", "2000",
-                "--run-evals", "curves", "--run-wandb", "disabled", "--is-n", "10", "--is-k", "20"])
+                "--run-evals", "curves", "--run-wandb", "disabled", "--is-n", "10", "--is-k", "20", "--jobs", "2"])
     out = capsys.readouterr().out
     assert re.search(r"sgemm ceiling \(1000x784x500\): [\d.]+ GFLOP/s", out)
     for case in ("frey-nz10", "mnist-nz20"):
         assert re.search(rf"\| {case} \| [\d,]+ \| [\d.]+ \| \d+% \| [\d,]+ \|", out), case
+    assert re.search(r"\| frey-nz10 \| [\d,]+ \+ [\d,]+ \| [\d,]+ \| [\d.]+ \|", out)  # two jobs at once
     assert re.search(r"IS log p\(x\).*: [\d,]+ datapoint-samples/s", out)
     assert re.search(r"\| curves \| [\d.]+ \([\d,]+/s\) \| [\d.]+ \(\d+%\) \| [\d.]+ \(\d+%\) \| [\d.]+ \| \d+% \|", out)
     assert re.search(r"paper-scale MNIST n_z=20 run .* evaluation [\d.]+ h \(\d+%\)", out)
