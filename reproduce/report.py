@@ -123,8 +123,8 @@ def palette(*algorithms) -> dict[str, str]:
 def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+    for p in paths:  # no creation date in the PDF: the same results give the same bytes
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     note(f"wrote {', '.join(str(p) for p in paths)}")
     return paths
