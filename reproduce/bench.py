@@ -17,7 +17,7 @@ from torch import nn
 
 from reproduce import algorithms, estimators, models
 from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
-                              ModelConfig, TrainConfig)
+                              ModelConfig, TrainConfig, check_device)
 
 CASES = {  # name: (n_x, n_hidden, n_z, decoder)
     "mnist-nz3": (784, 500, 3, Decoder.bernoulli),
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--is-n", type=int, default=200)
     p.add_argument("--is-k", type=int, default=1000)
     a = p.parse_args(argv)
+    check_device(a.device)
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"device={a.device} threads={torch.get_num_threads()} torch={torch.__version__}")

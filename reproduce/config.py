@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -201,6 +202,24 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            _check(False, "device", self.device, "not a torch device (cpu, cuda, cuda:1, mps, ...)")
+
+
+def check_device(device: str) -> None:
+    """Fail before any work where the device is not on this machine (checked at run time, not at config
+    validation, so that a CPU login node can submit GPU jobs)."""
+    d = torch.device(device)
+    if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
+        raise RuntimeError(f"device={device}, but this machine has {torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'}"
+                           f" CUDA device(s) (torch {torch.__version__}, built for CUDA {torch.version.cuda}). "
+                           "Run it on a GPU machine (e.g. +launcher=slurm) or set device=cpu.")
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device={device}, but MPS is not available on this machine; set device=cpu.")
 
 
 def register() -> None:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from reproduce import algorithms, data as data_mod, models
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
-from reproduce.config import Config
+from reproduce.config import Config, check_device
 from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, run_prefix, same_job, write_meta
 
 
@@ -65,6 +65,7 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     if done := job.finished(cfg):
         print(f"[reproduce] {job.id} already finished: {done}", file=sys.stderr)
         return done
+    check_device(cfg.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)

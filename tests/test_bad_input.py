@@ -25,6 +25,7 @@ def reproduce(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
     (["model.n_z=="], "Error parsing override 'model.n_z=='"),
     (["model.nz=3"], "Key 'nz' not in 'ModelConfig'"),
     (["-m", "dataset=synthetic", "model.n_z=2,-1"], "model.n_z=-1 is invalid"),
+    (["device=cdua"], "device='cdua' is invalid: not a torch device"),
 ])
 def test_bad_config_fails_before_training(tmp_path, overrides, message):
     p = reproduce(tmp_path, *overrides)
@@ -51,3 +52,10 @@ def test_missing_data_stops_a_multirun_with_no_results(tmp_path):
     p = reproduce(tmp_path, "-m", "dataset=frey", "model.n_z=2,3", f"dataset.root={empty}")
     assert p.returncode != 0 and "is corrupt" in p.stderr and "cs.nyu.edu" in p.stderr
     assert not list((tmp_path / "results").rglob("*")) if (tmp_path / "results").exists() else True
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_fails_before_any_work(tmp_path):
+    p = reproduce(tmp_path, "dataset=synthetic", "device=cuda")
+    assert p.returncode != 0 and "device=cuda, but this machine has no usable CUDA device(s)" in p.stderr, p.stderr[-3000:]
+    assert "set device=cpu" in p.stderr and not list(tmp_path.rglob("*.parquet"))
