@@ -149,8 +149,9 @@ def concurrent(case: str, device: str, seconds: float, jobs: int, threads: int =
 
 def paper_fig2_hours(rates: dict[str, float]) -> float:
     """Training hours of the paper-scale Fig. 2 (MNIST 2.5e8 and Frey 1e8 samples per curve, AEVB and
-    wake-sleep) from measured AEVB rates (one job's, or the total of jobs run at once): n_z 5 and 10 at the n_z = 20 rate (dominated by the same
-    784 x 500 layers), Frey at the n_z = 10 rate, wake-sleep assumed to cost what AEVB does."""
+    wake-sleep) from measured AEVB rates (one job's, or the total of jobs run at once): n_z 5 and 10 at the
+    n_z = 20 rate (dominated by the same 784 x 500 layers), Frey at the n_z = 10 rate, wake-sleep assumed to
+    cost what AEVB does."""
     mnist = {3: "mnist-nz3", 5: "mnist-nz20", 10: "mnist-nz20", 20: "mnist-nz20", 200: "mnist-nz200"}
     seconds = sum(2.5e8 / rates[c] for c in mnist.values()) + 4 * 1e8 / rates["frey-nz10"]
     return 2 * seconds / 3600

@@ -184,17 +184,7 @@ def log_px_hmc(
     return torch.cat(out)
 
 
-@torch.no_grad()
-def latent_activity(encoder, x: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
-    """A_j = Var_x E_q[z_j|x] per latent unit (Burda et al. 2015, sec. 5.2); [N, n_x] -> [n_z]."""
-    return activity_of_means(torch.cat([encoder(xc)[0] for xc in x.split(chunk)]))  # [N, n_z] -> [n_z]
-
-
-def activity_of_means(mu: torch.Tensor) -> torch.Tensor:
-    """Var over datapoints of the encoder means; [N, n_z] -> [n_z]."""
-    return mu.var(0, correction=0)
-
-
-def active_units(encoder, x: torch.Tensor, threshold: float = ACTIVE, chunk: int = 1000) -> int:
-    """Number of active latent units, A_j > threshold (Burda et al. 2015 use 0.01)."""
-    return int((latent_activity(encoder, x, chunk) > threshold).sum())
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE) -> int:
+    """Number of active latent units, A_j = Var_x E_q[z_j|x] > threshold (Burda et al. 2015, sec. 5.2),
+    from the encoder means of a set (elbo_and_means returns them); mu [N, n_z]."""
+    return int((mu.var(0, correction=0) > threshold).sum())

@@ -48,7 +48,7 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
             if is_k:
                 out[(split, "marginal_ll_is")] = estimators.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
             if e.active_units:
-                out[(split, "active_units")] = float((estimators.activity_of_means(mu) > estimators.ACTIVE).sum())
+                out[(split, "active_units")] = float(estimators.active_units(mu))
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:
             xs = x[: e.hmc_subset]
             # chains start at the encoder mean where there is one, else at a prior draw resampled by p(x|z)

@@ -155,5 +155,6 @@ class Means(torch.nn.Module):
 
 def test_active_units_counts_varying_means():
     x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
-    assert active_units(Means(), x, chunk=64) == 2  # unit 2 has variance ~0.0025 < 0.01
-    assert active_units(Means(), x, threshold=1e-3) == 3
+    mu = Means()(x)[0]  # [1000, 5]
+    assert active_units(mu) == 2  # unit 2 has variance ~0.0025 < 0.01
+    assert active_units(mu, threshold=1e-3) == 3
