@@ -157,6 +157,7 @@ class EvalConfig:
     is_k: int = 100  # importance samples for marginal_ll_is at intermediate points (0: off)
     is_k_final: int = 5000  # ... and at the last point (the standard k = 5000)
     is_subset: Optional[int] = 10_000  # IS on the first n points of each split (None: all; 10k = MNIST test)
+    is_train: bool = True  # IS on the training split too (false: the test split only, as budget=cpu_1e7)
     hmc: bool = False  # the paper's HMC estimator of log p(x) (appendix D, Fig. 3)
     hmc_max_n_z: int = 5  # ... only where n_z is this small (appendix D: reliable for n_z < 5)
     hmc_subset: int = 1000  # ... on the first 1000 train and test points, as Fig. 3

@@ -45,7 +45,7 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
         if enc is not None:
             lower_bound, mu = estimators.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
             out[(split, "lower_bound")] = lower_bound.mean().item()
-            if is_k:
+            if is_k and (split != "train" or e.is_train):
                 out[(split, "marginal_ll_is")] = estimators.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
             if e.active_units:
                 out[(split, "active_units")] = float(estimators.active_units(mu))

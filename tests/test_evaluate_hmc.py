@@ -52,3 +52,19 @@ def test_evaluate_hmc_without_encoder_recovers_log_px():
     # the failure it guards against: chains from the prior, however long the burn-in
     trapped = log_px_hmc(dec, x, n_z=2, n_burnin=205, generator=torch.Generator().manual_seed(0))
     assert trapped.mean() < dec.log_px() - 3
+
+
+def test_is_on_the_test_split_only():
+    """eval.is_train=false (budget=cpu_1e7): IS log p(x) on the test split, the bound on both."""
+    from reproduce.config import AEVBConfig
+    from reproduce.models import build
+
+    enc, dec = build(ModelConfig(n_z=2, n_hidden=8), n_x=6)
+    sets = {"train": torch.rand(20, 6), "test": torch.rand(10, 6)}
+    keys = {}
+    for is_train in (True, False):
+        cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=2), algorithm=AEVBConfig(),
+                     eval=EvalConfig(is_k=5, is_train=is_train, active_units=False))
+        keys[is_train] = set(evaluate(SimpleNamespace(encoder=enc, decoder=dec), sets, cfg, n_seen=0, final=False))
+    assert keys[True] == {(s, m) for s in ("train", "test") for m in ("lower_bound", "marginal_ll_is")}
+    assert keys[False] == keys[True] - {("train", "marginal_ll_is")}
