@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reproduce.algorithms import adagrad
+from reproduce.optim import adagrad
 from reproduce.config import Config
 from reproduce.models import standard_normal_log_prob
 from reproduce.objectives import reparameterize
@@ -14,6 +14,8 @@ from reproduce.objectives import reparameterize
 class WakeSleep:
     """Wake: step the decoder on -log p(x|z), z ~ q(z|x) with no gradient into q. Sleep: dream
     z ~ p(z), x ~ p(x|z) and step the encoder on -log q(z|x). Two optimizers."""
+
+    count = 1
 
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
@@ -62,7 +64,7 @@ class ReweightedWakeSleep(WakeSleep):
 
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         super().__init__(cfg, encoder, decoder, n_train, generator)
-        self.K, self.q_update = cfg.algorithm.K, cfg.algorithm.q_update
+        self.K, self.q_update = cfg.algorithm.K, cfg.algorithm.q_update.value
 
     def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         mu, log_var = self.encoder(x)  # [M, n_z]

@@ -17,7 +17,7 @@ from torch import nn
 
 from reproduce import algorithms, estimators, models
 from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
-                              ModelConfig, TrainConfig, check_device)
+                              ModelConfig, TrainConfig, WandbMode, check_device)
 
 CASES = {  # name: (n_x, n_hidden, n_z, decoder)
     "mnist-nz3": (784, 500, 3, Decoder.bernoulli),
@@ -174,7 +174,7 @@ def run_split(device: str, budget: int, evals: str, wandb: str = "offline") -> d
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=AEVBConfig(),
                      train=TrainConfig(budget=budget), eval=EvalConfig(**RUN_EVALS[evals]),
-                     log=LogConfig(wandb=wandb, progress=False), device=device)
+                     log=LogConfig(results_dir="results", wandb=WandbMode(wandb), progress=False), device=device)
         t0 = time.perf_counter()
         try:
             train.run(cfg, root=Path(tmp))

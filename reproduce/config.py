@@ -1,14 +1,15 @@
-"""Typed config schemas. Hydra composes conf/ against these, so a typo or a wrong type fails at compose
-time; value checks live in __post_init__ and run at OmegaConf.to_object, before any training."""
+"""Typed config schemas: the one home of every default. Hydra composes conf/ against these (registered in
+reproduce/cli.py), so a typo or a wrong type fails at compose time; value checks live in each section's
+check() and run at OmegaConf.to_object, before any training. No Hydra import here."""
 from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import torch
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
@@ -39,13 +40,47 @@ class Estimator(enum.Enum):
     B = "B"  # eq. 10: analytic KL
 
 
+class QUpdate(enum.Enum):  # RWS: which phase updates q
+    wake = "wake"
+    sleep = "sleep"
+    both = "both"
+
+
+class MCEMCount(enum.Enum):  # what Figure 3's x axis counts for MCEM (README, "MCEM's x axis")
+    datapoint = "datapoint"  # one sample per minibatch datapoint per iteration, as AEVB
+    gradient = "gradient"  # one per decoder gradient evaluation per datapoint (leapfrog steps + updates)
+
+
+class WandbMode(enum.Enum):
+    auto = "auto"  # online when an API key is known, else offline; never a prompt
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
 def _check(cond: bool, name: str, value: Any, need: str) -> None:
     if not cond:
         raise ValueError(f"config value {name}={value!r} is invalid: {need}")
 
 
+class Section:
+    """A config section: every float setting must be finite; a subclass adds its own checks in check()."""
+
+    prefix: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check(not isinstance(value, float) or math.isfinite(value), f"{self.prefix}{f.name}", value, "must be finite")
+        self.check()
+
+    def check(self) -> None:
+        pass
+
+
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Section):
+    prefix: ClassVar[str] = "dataset."
     name: Dataset = Dataset.mnist
     root: Optional[str] = None  # None: $REPRODUCE_DATA, else the user cache dir
     binarize: Binarize = Binarize.none
@@ -54,13 +89,14 @@ class DatasetConfig:
     frey_n_test: int = 200  # paper silent; ~10% of the 1965 frames
     split_seed: int = 0  # seed of the Frey random split and of static binarization
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.n_train is None or self.n_train > 0, "dataset.n_train", self.n_train, "must be > 0")
         _check(0 < self.frey_n_test < 1965, "dataset.frey_n_test", self.frey_n_test, "must be in (0, 1965)")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
+    prefix: ClassVar[str] = "model."
     n_z: int = 20
     n_hidden: int = 500  # 500 MNIST, 200 Frey Face, 100 Fig. 3 (set by conf/dataset_model)
     decoder: Decoder = Decoder.bernoulli
@@ -73,15 +109,26 @@ class ModelConfig:
         kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         return cls(**{**kw, "decoder": Decoder(kw.get("decoder", "bernoulli"))})
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.n_z > 0, "model.n_z", self.n_z, "must be > 0")
         _check(self.n_hidden > 0, "model.n_hidden", self.n_hidden, "must be > 0")
         _check(self.init_std >= 0, "model.init_std", self.init_std, "must be >= 0")
 
 
 @dataclass
-class AlgorithmConfig:
+class AlgorithmConfig(Section):
+    prefix: ClassVar[str] = "algorithm."
     name: str = MISSING
+
+    @staticmethod
+    def by_name() -> dict[str, type]:
+        """Every algorithm's config dataclass (the subclasses below) by its name."""
+        found, todo = {}, list(AlgorithmConfig.__subclasses__())
+        while todo:
+            cls = todo.pop()
+            found[cls.name] = cls
+            todo += cls.__subclasses__()
+        return found
 
 
 @dataclass
@@ -90,7 +137,7 @@ class AEVBConfig(AlgorithmConfig):
     estimator: Estimator = Estimator.B
     L: int = 1  # samples of z per datapoint
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.L > 0, "algorithm.L", self.L, "must be > 0")
 
 
@@ -103,11 +150,10 @@ class WakeSleepConfig(AlgorithmConfig):
 class RWSConfig(AlgorithmConfig):
     name: str = "rws"
     K: int = 5  # importance samples per datapoint
-    q_update: str = "wake"  # wake | sleep | both (Bornschein & Bengio 2014 recommend wake)
+    q_update: QUpdate = QUpdate.wake  # Bornschein & Bengio 2014 recommend wake
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.K > 0, "algorithm.K", self.K, "must be > 0")
-        _check(self.q_update in ("wake", "sleep", "both"), "algorithm.q_update", self.q_update, "must be wake, sleep or both")
 
 
 @dataclass
@@ -118,8 +164,9 @@ class MCEMConfig(AlgorithmConfig):
     n_updates: int = 5  # Adagrad weight updates per HMC transition (appendix E)
     step_size: float = 0.1  # initial leapfrog step size of every chain (paper silent)
     adapt_rate: float = 0.5  # log step size += rate * (acceptance - target) (paper silent)
+    count: MCEMCount = MCEMCount.gradient  # Fig. 3's x axis for MCEM (paper silent; README, "MCEM's x axis")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.n_leapfrog > 0, "algorithm.n_leapfrog", self.n_leapfrog, "must be > 0")
         _check(0 < self.target_accept < 1, "algorithm.target_accept", self.target_accept, "must be in (0, 1)")
         _check(self.n_updates > 0, "algorithm.n_updates", self.n_updates, "must be > 0")
@@ -127,27 +174,32 @@ class MCEMConfig(AlgorithmConfig):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Section):
+    prefix: ClassVar[str] = "train."
     budget: int = 1_000_000  # training samples seen ("# training samples evaluated", Fig. 2)
     batch_size: int = 100  # M
-    lr: float = 0.02  # Adagrad step size from the paper's {0.01, 0.02, 0.1}: 0.02 measured best at 1e6 (README)
+    lr: float = 0.02  # Adagrad step size, by the paper's rule from {0.01, 0.02, 0.1}: MNIST 0.02, Frey Face 0.01 (README)
     adagrad_warmup: int = 0  # steps that only accumulate sum g^2 (anglepy does 10-100; paper silent)
     weight_prior: bool = True  # N(0, I) prior on parameters = weight decay 1/N
     checkpoint_every: int = 1_000_000  # samples between checkpoints (also at every evaluation's end)
     log_every: int = 50  # steps between progress-bar updates (one host sync each)
-    threads: Optional[int] = None  # torch.set_num_threads; None leaves torch's default
+    threads: Optional[int] = None  # torch.set_num_threads; None: 1 in a sweep (a job per core), torch's default alone
     compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; see README, Performance)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.budget > 0, "train.budget", self.budget, "must be > 0")
         _check(self.batch_size > 0, "train.batch_size", self.batch_size, "must be > 0")
+        _check(self.budget >= self.batch_size, "train.budget", self.budget,
+               f"must be at least one minibatch (train.batch_size={self.batch_size})")
         _check(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _check(self.adagrad_warmup >= 0, "train.adagrad_warmup", self.adagrad_warmup, "must be >= 0")
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Section):
     """When and what to evaluate (no_grad, in chunks) on the training and test sets."""
+
+    prefix: ClassVar[str] = "eval."
 
     start: int = 100_000  # first evaluation point (samples seen)
     per_decade: int = 5  # log-spaced points from `start` to the budget (Fig. 2's log axis)
@@ -168,7 +220,7 @@ class EvalConfig:
     hmc_prior_k: int = 1000  # ... which start at one of k prior draws resampled by p(x|z) (estimators.prior_resample)
     active_units: bool = True  # Burda et al. 2015: Var_x E_q[z_j] > 0.01
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _check(self.start > 0, "eval.start", self.start, "must be > 0")
         _check(self.per_decade > 0, "eval.per_decade", self.per_decade, "must be > 0")
         _check(self.every is None or self.every > 0, "eval.every", self.every, "must be > 0")
@@ -179,18 +231,15 @@ class EvalConfig:
 
 
 @dataclass
-class LogConfig:
-    results_dir: str = "results"  # relative to the directory the command was started in
+class LogConfig(Section):
+    prefix: ClassVar[str] = "log."
+    results_dir: str = "runs"  # your runs, relative to the directory the command started in (published: results/)
     sweep: str = "default"  # results go to <results_dir>/<sweep>/
     checkpoint_dir: str = "checkpoints"
-    wandb: str = "auto"  # auto (online if logged in, else offline) | online | offline | disabled
+    wandb: WandbMode = WandbMode.auto
     wandb_project: str = "aevb-reproduce"
-    progress: bool = True
+    progress: Optional[bool] = None  # the job's progress bar; None: on for a lone job, off in a sweep (cli.py)
     save_weights: bool = False  # final encoder/decoder weights beside the results (Figures 4, 5)
-
-    def __post_init__(self) -> None:
-        modes = ("auto", "online", "offline", "disabled")
-        _check(self.wandb in modes, "log.wandb", self.wandb, f"must be one of {modes}")
 
 
 @dataclass
@@ -218,18 +267,6 @@ def check_device(device: str) -> None:
     if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
         raise RuntimeError(f"device={device}, but this machine has {torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'}"
                            f" CUDA device(s) (torch {torch.__version__}, built for CUDA {torch.version.cuda}). "
-                           "Run it on a GPU machine (e.g. +launcher=slurm) or set device=cpu.")
+                           "Run it on a GPU machine (e.g. launcher=slurm) or set device=cpu.")
     if d.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f"device={device}, but MPS is not available on this machine; set device=cpu.")
-
-
-def register() -> None:
-    """Store the schemas where conf/*.yaml name them in their defaults lists."""
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="algorithm", name="base_aevb", node=AEVBConfig)
-    cs.store(group="algorithm", name="base_wake_sleep", node=WakeSleepConfig)
-    cs.store(group="algorithm", name="base_rws", node=RWSConfig)
-    cs.store(group="algorithm", name="base_mcem", node=MCEMConfig)

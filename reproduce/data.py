@@ -18,6 +18,7 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
 }
 N_MNIST_TRAIN = 50_000  # the last 10,000 of the 60,000 training images are validation
+IMAGE_SHAPE = {"mnist": (28, 28), "frey": (28, 20), "synthetic": (8, 8)}  # (height, width) by dataset name
 
 
 class DataError(RuntimeError):
@@ -29,7 +30,6 @@ class Data:
     train: torch.Tensor  # [N_train, n_x], values in [0, 1)
     test: torch.Tensor  # [N_test, n_x]
     binarize_dynamic: bool = False
-    image_shape: tuple[int, int] = (28, 28)
 
     @property
     def n_x(self) -> int:
@@ -37,7 +37,7 @@ class Data:
 
 
 def data_root(cfg: DatasetConfig) -> Path:
-    """config data.root, else $REPRODUCE_DATA, else the user cache dir."""
+    """config dataset.root, else $REPRODUCE_DATA, else the user cache dir."""
     if cfg.root:
         return Path(cfg.root).expanduser()
     if os.environ.get("REPRODUCE_DATA"):
@@ -55,7 +55,7 @@ def _verify(path: Path, expected: str, source: str) -> None:
     if md5(path) != expected:
         raise DataError(
             f"{path} is corrupt (md5 {md5(path)}, expected {expected}). Delete it and rerun to download it "
-            f"again from {source}, or put a good copy there (set data.root or $REPRODUCE_DATA)."
+            f"again from {source}, or put a good copy there (set dataset.root or $REPRODUCE_DATA)."
         )
 
 
@@ -74,7 +74,7 @@ def load_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     except Exception as e:  # no network, or a truncated file torchvision cannot parse
         raise DataError(
             f"MNIST could not be read from {raw} nor downloaded from {source}: {e}. Put the four uncompressed "
-            f"IDX files (train-images-idx3-ubyte, ...) in {raw}, or point data.root / $REPRODUCE_DATA at a "
+            f"IDX files (train-images-idx3-ubyte, ...) in {raw}, or point dataset.root / $REPRODUCE_DATA at a "
             "folder holding MNIST/raw/."
         ) from e
     scale = lambda t: t.reshape(len(t), -1).float() / 256.0  # noqa: E731
@@ -107,7 +107,7 @@ def _download(url: str, path: Path) -> None:
         urllib.request.urlretrieve(url, tmp)
     except Exception as e:
         raise DataError(f"could not download {url} to {path}: {e}. Download it by hand and put it there "
-                        "(or set data.root / $REPRODUCE_DATA to the folder holding it).") from e
+                        "(or set dataset.root / $REPRODUCE_DATA to the folder holding it).") from e
     os.replace(tmp, path)
 
 
@@ -123,7 +123,6 @@ def synthetic(n_train: int = 500, n_test: int = 100, n_x: int = 64, seed: int = 
 
 def load(cfg: DatasetConfig, device: str | torch.device = "cpu") -> Data:
     """The whole dataset as tensors on `device`; minibatches are then random indices into it."""
-    shape = {Dataset.mnist: (28, 28), Dataset.frey: (28, 20), Dataset.synthetic: (8, 8)}[cfg.name]
     if cfg.name is Dataset.mnist:
         train, test = load_mnist(data_root(cfg))
     elif cfg.name is Dataset.frey:
@@ -137,4 +136,4 @@ def load(cfg: DatasetConfig, device: str | torch.device = "cpu") -> Data:
     if cfg.binarize is Binarize.static:
         g = torch.Generator().manual_seed(cfg.split_seed)
         train, test = (torch.bernoulli(t, generator=g) for t in (train, test))
-    return Data(train.to(device), test.to(device), cfg.binarize is Binarize.dynamic, shape)
+    return Data(train.to(device), test.to(device), cfg.binarize is Binarize.dynamic)

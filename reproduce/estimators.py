@@ -95,15 +95,6 @@ def kde_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, factor: float | None
     return log_kernel.logsumexp(1) - math.log(n_fit)  # [L2, B]
 
 
-def diag_gaussian_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, jitter: float = 1e-6) -> torch.Tensor:
-    """A diagonal Gaussian fitted to the first half (anglepy's fallback when n_fit / n_z < 4); -> [L2, B]."""
-    var = z_fit.var(0) + jitter  # [B, n_z]
-    return gaussian_log_prob(z_eval, z_fit.mean(0), var.log())
-
-
-DENSITIES = {"kde": kde_log_prob, "gaussian": diag_gaussian_log_prob}
-
-
 @torch.no_grad()
 def prior_resample(decoder, x: torch.Tensor, n_z: int, k: int = 1000, max_elements: int | None = None, generator=None):
     """One draw per datapoint from sum_i w_i delta(z_i), z_i ~ p(z), w_i ∝ p(x|z_i): sampling-importance-resampling
@@ -143,11 +134,11 @@ def hmc_posterior(decoder, x, z, step_size, n_samples, n_leapfrog, n_burnin, tar
     return torch.stack(samples)  # [L, B, n_z]
 
 
-def harmonic_mean_log_px(decoder, x: torch.Tensor, z: torch.Tensor, density: str = "kde") -> torch.Tensor:
+def harmonic_mean_log_px(decoder, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """log p(x) = -log (1/L2) sum_l q(z_l) / p(x, z_l), q fitted to the first half of z (appendix D); -> [B]."""
     z_fit, z_eval = z[: len(z) // 2], z[len(z) // 2 :]  # [L1, B, n_z], [L2, B, n_z]
     log_pxz = standard_normal_log_prob(z_eval) + decoder.log_prob(x, z_eval)  # [L2, B]
-    log_ratio = DENSITIES[density](z_fit, z_eval) - log_pxz  # [L2, B]
+    log_ratio = kde_log_prob(z_fit, z_eval) - log_pxz  # [L2, B]
     return -(log_ratio.logsumexp(0) - math.log(len(z_eval)))
 
 
@@ -162,7 +153,6 @@ def log_px_hmc(
     step_size: float | torch.Tensor = 0.1,
     target: float = 0.9,
     rate: float = 0.5,
-    density: str = "kde",
     z_init: torch.Tensor | None = None,
     chunk: int = 1000,
     generator=None,
@@ -180,7 +170,7 @@ def log_px_hmc(
     out = []
     for xc, zc, sc in zip(x.split(chunk), z_init.split(chunk), step_size.split(chunk)):
         z = hmc_posterior(decoder, xc, zc, sc, n_samples, n_leapfrog, n_burnin, target, rate, generator)
-        out.append(harmonic_mean_log_px(decoder, xc, z, density))
+        out.append(harmonic_mean_log_px(decoder, xc, z))
     return torch.cat(out)
 
 

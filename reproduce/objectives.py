@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import torch
 
+from reproduce.config import Estimator
 from reproduce.models import GaussianEncoder, gaussian_log_prob, standard_normal_log_prob
 
 
@@ -44,4 +45,4 @@ def sgvb_a(encoder: GaussianEncoder, decoder, x: torch.Tensor, L: int = 1, gener
     return ElboTerms(decoder.log_prob(x, z).mean(0), kl)
 
 
-ESTIMATORS = {"A": sgvb_a, "B": sgvb_b}
+SGVB = {Estimator.A: sgvb_a, Estimator.B: sgvb_b}  # the SGVB estimators by config value

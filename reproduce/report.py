@@ -23,8 +23,10 @@ import yaml  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from reproduce import models  # noqa: E402
+from reproduce.data import IMAGE_SHAPE  # noqa: E402
+from reproduce.jobs import WHEN_ABSENT  # noqa: E402
 from reproduce.config import ModelConfig  # noqa: E402
-from reproduce.log import COLUMNS  # noqa: E402
+from reproduce.sinks import COLUMNS  # noqa: E402
 
 PALETTE = {"aevb": "tab:red", "wake_sleep": "tab:green", "mcem": "tab:blue", "rws": "tab:purple"}
 SPLITS = ["train", "test"]
@@ -33,11 +35,12 @@ MARKERS = {"train": "o", "test": "X"}  # the paper's values (reference.csv)
 PANELS = {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}  # Figure 2's panels
 YLIM = {"mnist": (-150, -95), "frey": (0, 1600)}  # Figure 2's y ranges (lower end widened where points lie below)
 NAMES = {"mnist": "MNIST", "frey": "Frey Face"}
-IMAGE_SHAPE = {"mnist": (28, 28), "frey": (28, 20), "synthetic": (8, 8)}
 MANIFOLD_SIZE = {"frey": 10, "mnist": 20}  # Figure 4's grids
 SAMPLE_NZ = (2, 5, 10, 20)  # Figure 5's panels
 ML_METRICS = ("marginal_ll_hmc", "marginal_ll_is")  # Figure 3, in order of preference
 FIGURES = {"fig2": "figure2", "fig3": "figure3", "fig45": "figures 4 and 5"}
+SWEEPS = {"fig2": "fig2_1e7,fig2", "fig3": "fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure
+COUNTS = {"gradient": "decoder gradients", "datapoint": "datapoints per iteration"}
 
 
 def note(msg: str) -> None:
@@ -71,11 +74,32 @@ def load_runs(results: Path) -> pd.DataFrame:
         if not cfg.get("model") or not cfg.get("dataset"):
             continue
         weights = p.with_name(p.stem + ".weights.pt")
+        algorithm = cfg.get("algorithm") or {}
         rows.append({"run_id": p.stem, "sweep": p.parent.name, "status": meta.get("status"),
-                     "dataset": cfg["dataset"]["name"], "algorithm": (cfg.get("algorithm") or {}).get("name"),
+                     "dataset": cfg["dataset"]["name"], "algorithm": algorithm.get("name"),
                      "n_z": int(cfg["model"]["n_z"]), "seed": cfg.get("seed", 0), "model": cfg["model"],
-                     "weights": weights if weights.exists() else None})
-    return pd.DataFrame(rows, columns=["run_id", "sweep", "status", "dataset", "algorithm", "n_z", "seed", "model", "weights"])
+                     "weights": weights if weights.exists() else None, **mcem_count(algorithm)})
+    return pd.DataFrame(rows, columns=["run_id", "sweep", "status", "dataset", "algorithm", "n_z", "seed", "model", "weights",
+                                       "count", "gradients"])
+
+
+def mcem_count(algorithm: dict) -> dict:
+    """How a run counted its samples (MCEM: algorithm.count, 'datapoint' where stored before the option) and
+    the decoder gradients per datapoint of one of its iterations (1 for every other algorithm)."""
+    if algorithm.get("name") != "mcem":
+        return {"count": "datapoint", "gradients": 1}
+    gradients = algorithm.get("n_leapfrog", 10) + 1 + algorithm.get("n_updates", 5)
+    return {"count": algorithm.get("count", WHEN_ABSENT["algorithm.count"]), "gradients": gradients}
+
+
+def recount(df: pd.DataFrame, runs: pd.DataFrame, count: str) -> pd.DataFrame:
+    """Rows with n_seen in `count` units: an MCEM run counted the other way is rescaled by its gradients per
+    iteration (count=gradient: n_seen x 16 for a run that counted datapoints; count=datapoint: / 16)."""
+    info = runs.set_index("run_id")[["count", "gradients"]]
+    stored = df.run_id.map(info["count"]).fillna("datapoint")
+    factor = df.run_id.map(info["gradients"]).fillna(1).astype(float)
+    scale = np.where(stored == count, 1.0, np.where(count == "gradient", factor, 1 / factor))
+    return df.assign(n_seen=(df.n_seen * scale).round().astype("int64"))
 
 
 def load_reference(path: Path | None = None) -> pd.DataFrame:
@@ -85,13 +109,35 @@ def load_reference(path: Path | None = None) -> pd.DataFrame:
         return pd.read_csv(f, dtype={"n_train": "Int64"})
 
 
+def paper_value(ref: pd.DataFrame, dataset: str, algorithm: str, n_z: int, n_train: int | None, split: str, metric: str,
+                n_seen: int, tol: float = 1.1) -> float | None:
+    """The paper's value for one curve at its point nearest n_seen (within x tol), or None: Figure 2's
+    lower bound (full training set), Figure 3's marginal likelihood (n_train given) for our IS or HMC."""
+    if n_train is None:
+        want = ref[(ref.figure == "fig2") & ref.n_train.isna() & (ref.metric == metric)]
+    else:
+        want = ref[(ref.figure == "fig3") & (ref.n_train == n_train) & (ref.metric == "marginal_ll") & metric.startswith("marginal_ll")]
+    want = want[(want.dataset == dataset) & (want.algorithm == algorithm) & (want.n_z == n_z) & (want.split == split)]
+    if want.empty:
+        return None
+    dist = np.abs(np.log(want.n_seen.to_numpy() / max(n_seen, 1)))
+    return float(want.value.iloc[dist.argmin()]) if dist.min() <= math.log(tol) else None
+
+
+def preference(sweep: str | None) -> list[str]:
+    """'fig2_1e7,fig2' -> ['fig2_1e7', 'fig2']: sweeps in order of preference ('' or 'all': none)."""
+    return [] if not sweep or sweep == "all" else [s.strip() for s in sweep.split(",") if s.strip()]
+
+
 def select(df: pd.DataFrame, sweep: str | None, what: str) -> pd.DataFrame:
-    """Rows of `sweep` when it has any; else rows of every sweep ('' or 'all': every sweep)."""
-    if not sweep or sweep == "all" or df.empty:
+    """Rows of the first sweep of the preference list that has any; else rows of every sweep."""
+    wanted = preference(sweep)
+    if not wanted or df.empty:
         return df
-    if (df.sweep == sweep).any():
-        return df[df.sweep == sweep]
-    note(f"{what}: no runs in sweep {sweep!r}; using matching runs of sweeps {sorted(df.sweep.unique())}")
+    for s in wanted:
+        if (df.sweep == s).any():
+            return df[df.sweep == s]
+    note(f"{what}: no runs in sweeps {wanted}; using matching runs of sweeps {sorted(df.sweep.unique())}")
     return df
 
 
@@ -156,10 +202,13 @@ def decoder_of(run: pd.Series) -> torch.nn.Module | None:
 
 
 def pick(runs: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
-    """One run per (dataset, n_z): from `sweep` if it has one, AEVB first, then the lowest seed."""
-    runs = runs.assign(_other_sweep=runs.sweep != sweep, _other_alg=runs.algorithm != "aevb")
-    runs = runs.sort_values(["_other_sweep", "_other_alg", "seed", "run_id"])
-    return runs.groupby(["dataset", "n_z"], sort=False).head(1).drop(columns=["_other_sweep", "_other_alg"])
+    """One run per (dataset, n_z): from the first sweep of the preference list that has one, AEVB first,
+    then the lowest seed."""
+    wanted = preference(sweep)
+    rank = runs.sweep.map({s: i for i, s in enumerate(wanted)}).fillna(len(wanted))
+    runs = runs.assign(_sweep=rank, _other_alg=runs.algorithm != "aevb")
+    runs = runs.sort_values(["_sweep", "_other_alg", "seed", "run_id"])
+    return runs.groupby(["dataset", "n_z"], sort=False).head(1).drop(columns=["_sweep", "_other_alg"])
 
 
 def latent_grid(n: int) -> torch.Tensor:
@@ -217,9 +266,13 @@ def figure2(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None = 
     return save(g.figure, out, "figure2")
 
 
-def figure3(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None = "fig3") -> list[Path]:
-    """Marginal log-likelihood vs samples seen (millions, linear), MNIST, one panel per N_train."""
+def figure3(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None = "fig3",
+            runs: pd.DataFrame | None = None, count: str = "gradient") -> list[Path]:
+    """Marginal log-likelihood vs samples seen (millions, linear), MNIST, one panel per N_train; MCEM's x axis
+    in `count` units (README, "MCEM's x axis"): figure3.png for the default, figure3_<count>.png otherwise."""
     data = fig3_rows(df, sweep)
+    if runs is not None and not data.empty:
+        data = recount(data, runs, count)
     if data.empty:
         note("Figure 3 skipped: no marginal_ll_hmc / marginal_ll_is rows of MNIST runs with n_train")
         return []
@@ -240,8 +293,8 @@ def figure3(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None = 
     g.set_titles("$N_{{train}}$ = {col_name}" + (", $N_z$ = {row_name}" if row else f", $N_z$ = {n_zs[0]}"))
     used = " / ".join(m.removeprefix("marginal_ll_").upper() for m in ML_METRICS if m in set(data.metric))
     g.set_axis_labels("# training samples evaluated (millions)", f"marginal log-likelihood ({used})")
-    g.figure.suptitle("Figure 3: lines ours (mean ± sd over seeds), markers the paper", y=1.03)
-    return save(g.figure, out, "figure3")
+    g.figure.suptitle(f"Figure 3: lines ours (mean ± sd over seeds), markers the paper; MCEM counts {COUNTS[count]}", y=1.03)
+    return save(g.figure, out, "figure3" if count == "gradient" else f"figure3_{count}")
 
 
 @torch.no_grad()
@@ -303,11 +356,12 @@ def image_panels(images: list[np.ndarray], titles: list[str], size: tuple[float,
 
 # ----------------------------------------------------------------------------------------------- table
 def compare(df: pd.DataFrame, ref: pd.DataFrame, sweeps: dict[str, str | None] | None = None,
-            tol: float = 1.1) -> pd.DataFrame:
+            tol: float = 1.1, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per reference point we have: each run's value at its n_seen nearest the paper's (within x tol), then
-    mean and sd over runs (seeds); diff = ours - paper."""
-    sweeps = {"fig2": "fig2", "fig3": "fig3", **(sweeps or {})}
+    mean and sd over runs (seeds); diff = ours - paper. MCEM's samples in the default count (given runs)."""
+    sweeps = {**SWEEPS, **(sweeps or {})}
     f3 = fig3_rows(df, sweeps["fig3"])
+    f3 = recount(f3, runs, "gradient") if runs is not None and not f3.empty else f3
     ours = pd.concat([fig2_rows(df, sweeps["fig2"]).assign(figure="fig2", estimator=""),
                       f3.assign(figure="fig3", estimator=f3.metric.str.removeprefix("marginal_ll_"), metric="marginal_ll")])
     rows, missed = [], 0
@@ -349,9 +403,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def comparison(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweeps: dict[str, str | None] | None = None,
-               tol: float = 1.1) -> list[Path]:
+               tol: float = 1.1, runs: pd.DataFrame | None = None) -> list[Path]:
     """<out>/comparison.md: ours vs the paper at matched samples seen; also printed."""
-    table = compare(df, ref, sweeps, tol)
+    table = compare(df, ref, sweeps, tol, runs)
     if table.empty:
         note("comparison table skipped: no run matches a reference point")
         return []
@@ -368,27 +422,40 @@ def comparison(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweeps: dict[str,
 
 
 # ----------------------------------------------------------------------------------------------- CLI
+def default_results(mine: Path = Path("runs"), published: Path = Path("results")) -> Path:
+    """Your runs (the default log.results_dir) when there are any, else the results this repository publishes."""
+    chosen = mine if any(mine.glob("*/*.parquet")) else published
+    note(f"reading {chosen}/ ({'your runs' if chosen == mine else 'the published results; yours go to runs/'}); "
+         "--results DIR picks another")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
     p = argparse.ArgumentParser(prog="python -m reproduce.report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, default=Path("results"), help="results dir (default: results)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results dir (default: runs/, your runs, when it holds any; else results/, the published ones)")
     p.add_argument("--out", type=Path, default=None, help="output dir (default: <results>/figures)")
     p.add_argument("--reference", type=Path, default=None, help="the paper's values (default: reproduce/reference.csv)")
     for key, what in FIGURES.items():
-        p.add_argument(f"--{key}-sweep", default=key, metavar="SWEEP",
-                       help=f"prefer runs of this sweep for {what} (default: {key}; 'all': every sweep)")
+        p.add_argument(f"--{key}-sweep", default=SWEEPS[key], metavar="SWEEPS",
+                       help=f"sweeps to draw {what} from, in order of preference (default: {SWEEPS[key]}; 'all': every sweep)")
     p.add_argument("--seed", type=int, default=0, help="seed of Figure 5's samples (default: 0)")
     p.add_argument("--tol", type=float, default=1.1, help="max ratio of samples seen, ours vs paper (default: 1.1)")
+    from reproduce import claims
+
     args = p.parse_args(argv)
+    args.results = args.results if args.results is not None else default_results()
     out = args.out if args.out is not None else args.results / "figures"
     df, runs, ref = load_results(args.results), load_runs(args.results), load_reference(args.reference)
     status = runs.status.fillna("unknown").value_counts().to_dict() if len(runs) else {}
     note(f"{df.run_id.nunique()} runs, {len(df)} rows under {args.results}; status {status}")
     sweeps = {"fig2": args.fig2_sweep, "fig3": args.fig3_sweep}
     return {"figure2": figure2(df, ref, out, args.fig2_sweep),
-            "figure3": figure3(df, ref, out, args.fig3_sweep),
+            "figure3": figure3(df, ref, out, args.fig3_sweep, runs, "gradient") + figure3(df, ref, out, args.fig3_sweep, runs, "datapoint"),
             "figure4": figure4(runs, out, args.fig45_sweep),
             "figure5": figure5(runs, out, args.fig45_sweep, args.seed),
-            "comparison": comparison(df, ref, out, sweeps, args.tol)}
+            "comparison": comparison(df, ref, out, sweeps, args.tol, runs),
+            "claims": claims.write(df, runs, ref, out, sweeps)}
 
 
 if __name__ == "__main__":

@@ -4,44 +4,77 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from reproduce import algorithms, data as data_mod, models
-from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.config import Config, check_device
-from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, run_prefix, same_job, write_meta
+from reproduce.evaluate import evaluate, schedule, splits as eval_splits
+from reproduce.jobs import Job, atomic_write
+from reproduce.sinks import Sinks, row
+
+PROGRESS_EVERY_S = 20.0  # seconds between progress notes in the job's meta file (read by a sweep's monitor)
 
 
-class Job:
-    """Paths and identity of one job: results/<sweep>/<run_id>.{parquet,yaml}, checkpoints/<sweep>/<run_id>.pt."""
-
-    def __init__(self, cfg: Config, root: Path):
-        self.id = make_run_id(cfg)
-        self.results = root / cfg.log.results_dir / cfg.log.sweep
-        self.parquet = self.results / f"{self.id}.parquet"
-        self.meta = self.results / f"{self.id}.yaml"
-        self.checkpoint = root / cfg.log.checkpoint_dir / cfg.log.sweep / f"{self.id}.pt"
-        self.weights = self.results / f"{self.id}.weights.pt"
-
-    def finished(self, cfg: Config) -> Path | None:
-        """The results of a finished run of this job, found by its resolved config (log.same_job), so that
-        results written before an option was added to the schema are still recognised."""
-        for meta in sorted(self.results.glob(f"{run_prefix(cfg)}-*.yaml")):
-            doc = yaml.safe_load(meta.read_text())
-            if doc["meta"].get("status") == "done" and same_job(doc["config"], cfg):
-                return meta.with_suffix(".parquet")
-        return None
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read; the message names the file and what to do."""
 
 
-def save_checkpoint(job: Job, algorithm, gen: torch.Generator, n_seen: int, rows: list, wall_s: float, wandb_id: str) -> None:
-    job.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    state = {"algorithm": algorithm.state_dict(), "generator": gen.get_state(), "n_seen": n_seen,
-             "rows": rows, "wall_s": wall_s, "wandb_id": wandb_id}
-    atomic_write(job.checkpoint, lambda p: torch.save(state, p))
+@dataclass
+class TrainState:
+    """Where a job stands: samples seen, result rows so far, wall time, its W&B run id. Saved with the
+    algorithm's state and the random generator in the job's checkpoint, and resumed from it."""
+
+    n_seen: int = 0
+    rows: list[dict] = field(default_factory=list)
+    wall_s: float = 0.0
+    wandb_id: str = ""
+
+    @classmethod
+    def resume(cls, job: Job, algorithm, gen: torch.Generator) -> "TrainState":
+        """The state in the job's checkpoint, loaded into algorithm and gen; a fresh state where there is none."""
+        if not job.checkpoint.exists():
+            return cls(wandb_id=f"{job.id}-{int(time.time())}")
+        try:
+            saved = torch.load(job.checkpoint, weights_only=False)
+            algorithm.load_state_dict(saved["algorithm"])
+            gen.set_state(saved["generator"])
+        except Exception as e:
+            raise CheckpointError(
+                f"the checkpoint {job.checkpoint} cannot be read ({type(e).__name__}: {e}). Delete it to train "
+                f"this job again from zero, or restore a good copy of it to resume.") from e
+        print(f"[reproduce] resuming {job.id} at {saved['n_seen']} samples", file=sys.stderr)
+        return cls(**{k: saved[k] for k in ("n_seen", "rows", "wall_s", "wandb_id")})
+
+    def save(self, job: Job, algorithm, gen: torch.Generator) -> None:
+        state = {"algorithm": algorithm.state_dict(), "generator": gen.get_state(), **asdict(self)}
+        atomic_write(job.checkpoint, lambda p: torch.save(state, p))
+
+
+class Clock:
+    """Seconds spent per phase (train is the remainder), for a run's time split."""
+
+    def __init__(self, wall0: float = 0.0):
+        self.t0, self.start, self.spent = time.time() - wall0, time.time(), defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str):
+        t = time.time()
+        yield
+        self.spent[name] += time.time() - t
+
+    def wall(self) -> float:
+        """Wall time of the job over all its sessions."""
+        return time.time() - self.t0
+
+    def train_s(self) -> float:
+        """This session's training time."""
+        return time.time() - self.start - sum(self.spent.values())
 
 
 def check_finite(metrics: dict[str, float], step: int, n_seen: int) -> None:
@@ -58,11 +91,18 @@ def check_parameters(algorithm, step: int, n_seen: int) -> None:
                 raise FloatingPointError(f"non-finite parameter {type(net).__name__}.{name} at step {step} ({n_seen} samples seen)")
 
 
+def check_batch(cfg: Config, n_train: int) -> None:
+    """A minibatch larger than the training set would repeat points within every step."""
+    if cfg.train.batch_size > n_train:
+        raise ValueError(f"config value train.batch_size={cfg.train.batch_size} is invalid: larger than the "
+                         f"{n_train} training points of {cfg.dataset.name.value}")
+
+
 def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     """Train one job to cfg.train.budget samples, evaluating on the log-spaced schedule; resumes from
     its checkpoint and skips a finished job. Returns the results parquet path."""
     job = Job(cfg, root)
-    if done := job.finished(cfg):
+    if done := job.finished():
         print(f"[reproduce] {job.id} already finished: {done}", file=sys.stderr)
         return done
     check_device(cfg.device)
@@ -70,45 +110,37 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)
     data = data_mod.load(cfg.dataset, cfg.device)
+    check_batch(cfg, len(data.train))
     encoder, decoder = (m.to(cfg.device) for m in models.build(cfg.model, data.n_x))
     gen = torch.Generator(cfg.device).manual_seed(cfg.seed)
     algorithm = algorithms.build(cfg, encoder, decoder, len(data.train), gen)
-    n_seen, rows, wall0, wandb_id = 0, [], 0.0, f"{job.id}-{int(time.time())}"
-    if job.checkpoint.exists():
-        state = torch.load(job.checkpoint, weights_only=False)
-        algorithm.load_state_dict(state["algorithm"])
-        gen.set_state(state["generator"])
-        n_seen, rows, wall0, wandb_id = state["n_seen"], state["rows"], state["wall_s"], state["wandb_id"]
-        print(f"[reproduce] resuming {job.id} at {n_seen} samples", file=sys.stderr)
-    write_meta(job.meta, cfg, status="running", run_id=job.id)
-    sinks = [ParquetSink(job.parquet, rows)]
-    if cfg.log.wandb != "disabled":
-        sinks.append(WandbSink(cfg, name or job.id, wandb_id, root))
+    job.remove_leftovers()
+    state = TrainState.resume(job, algorithm, gen)
+    job.write_meta(status="running", n_seen=state.n_seen, budget=cfg.train.budget)
+    sinks = Sinks(cfg, job, state.rows, name or job.id, state.wandb_id, root)
     try:
-        summary = train_loop(cfg, job, data, algorithm, gen, sinks, n_seen, wall0, wandb_id)
+        summary = train_loop(cfg, job, data, algorithm, gen, state, sinks)
     except BaseException as e:
-        write_meta(job.meta, cfg, status="failed", run_id=job.id, error=repr(e))
-        for s in sinks[1:]:
-            s.finish(exit_code=1)
+        job.write_meta(status="failed", n_seen=state.n_seen, budget=cfg.train.budget, error=repr(e))
+        sinks.finish(exit_code=1)
         raise
     if cfg.log.save_weights:
         torch.save({"encoder": encoder.state_dict(), "decoder": decoder.state_dict()}, job.weights)
-    write_meta(job.meta, cfg, status="done", run_id=job.id, **summary)
-    for s in sinks[1:]:
-        s.finish(exit_code=0, summary={f"final/{k}": v for k, v in summary.items()}, rows=sinks[0].rows)
+    job.write_meta(status="done", **summary)
+    sinks.finish(exit_code=0, summary=summary)
     job.checkpoint.unlink(missing_ok=True)
     return job.parquet
 
 
-def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, wall0: float, wandb_id: str) -> dict:
-    """Sec. 5: M random training points per step, n_seen += M; evaluation and checkpoints by n_seen."""
-    M, N, budget, log_every = cfg.train.batch_size, len(data.train), cfg.train.budget, cfg.train.log_every
-    splits, train_x, dynamic = eval_splits(data, cfg), data.train, data.binarize_dynamic
-    points = [p for p in schedule(cfg) if p > n_seen]
-    next_ckpt = n_seen + cfg.train.checkpoint_every
-    t0, step, last, last_eval = time.time() - wall0, n_seen // M, {}, {}
-    n_start, t_start, eval_s, log_s = n_seen, time.time(), 0.0, 0.0
-    bar = tqdm(total=budget, initial=n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
+def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, state: TrainState, sinks: Sinks) -> dict:
+    """Sec. 5: M random training points per step, n_seen += M (x count); evaluation and checkpoints by n_seen."""
+    M, N, budget = cfg.train.batch_size, len(data.train), cfg.train.budget
+    per_step = M * getattr(algorithm, "count", 1)  # training samples counted per step
+    sets, train_x, dynamic = eval_splits(data, cfg), data.train, data.binarize_dynamic
+    points = [p for p in schedule(cfg) if p > state.n_seen]
+    n_start, step, next_ckpt, clock = state.n_seen, state.n_seen // per_step, state.n_seen + cfg.train.checkpoint_every, Clock(state.wall_s)
+    last, last_eval, noted = {}, {}, time.time()
+    bar = tqdm(total=budget, initial=state.n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
                desc=job.id, mininterval=1.0, file=sys.stderr)
     while points:
         idx = torch.randint(0, N, (M,), generator=gen, device=train_x.device)  # with replacement
@@ -116,40 +148,35 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
         if dynamic:
             x = torch.bernoulli(x, generator=gen)
         metrics = algorithm.step(x, idx)
-        n_seen, step = n_seen + M, step + 1
-        if step % log_every == 0:
+        state.n_seen, step = state.n_seen + per_step, step + 1
+        if step % cfg.train.log_every == 0:
             m = {k: v.item() for k, v in metrics.items()}  # the loop's only host sync between evaluations
-            check_finite(m, step, n_seen)
-            bar.update(n_seen - bar.n)
+            check_finite(m, step, state.n_seen)
+            bar.update(state.n_seen - bar.n)
             bar.set_postfix(loss=f"{m['loss']:.2f}", **{k: f"{v:.2f}" for k, v in last.items()}, refresh=False)
-        if n_seen >= points[0]:
+            if time.time() - noted > PROGRESS_EVERY_S:
+                with clock.phase("log"):
+                    job.write_meta(status="running", n_seen=state.n_seen, budget=budget)
+                noted = time.time()
+        if state.n_seen >= points[0]:
             points.pop(0)
-            t_eval = time.time()
-            last_eval = evaluate(algorithm, splits, cfg, n_seen, final=not points)
-            eval_s += time.time() - t_eval
-            check_finite({f"{s}/{k}": v for (s, k), v in last_eval.items()}, step, n_seen)
-            t_log = time.time()
-            rows = [row(cfg, job.id, n_seen, s, k, v, time.time() - t0) for (s, k), v in last_eval.items()]
-            for sink in sinks:
-                sink.write(rows)
-            log_s += time.time() - t_log
+            with clock.phase("eval"):
+                last_eval = evaluate(algorithm, sets, cfg, state.n_seen, final=not points)
+            check_finite({f"{s}/{k}": v for (s, k), v in last_eval.items()}, step, state.n_seen)
+            with clock.phase("log"):
+                sinks.write([row(cfg, job.id, state.n_seen, s, k, v, clock.wall()) for (s, k), v in last_eval.items()])
             last = {f"{s}_lb": v for (s, k), v in last_eval.items() if k == "lower_bound"}
-            next_ckpt = n_seen  # checkpoint right after every evaluation, so its rows are never redone
-        if n_seen >= next_ckpt:
-            t_log = time.time()
-            check_parameters(algorithm, step, n_seen)
-            save_checkpoint(job, algorithm, gen, n_seen, sinks[0].rows, time.time() - t0, wandb_id)
-            next_ckpt = n_seen + cfg.train.checkpoint_every
-            log_s += time.time() - t_log
-    bar.update(n_seen - bar.n)
+            next_ckpt = state.n_seen  # checkpoint right after every evaluation, so its rows are never redone
+        if state.n_seen >= next_ckpt:
+            with clock.phase("log"):
+                check_parameters(algorithm, step, state.n_seen)
+                state.rows, state.wall_s = sinks.rows, clock.wall()
+                state.save(job, algorithm, gen)
+                job.write_meta(status="running", n_seen=state.n_seen, budget=budget)
+            next_ckpt = state.n_seen + cfg.train.checkpoint_every
+    bar.update(state.n_seen - bar.n)
     bar.close()
-    train_s = time.time() - t_start - eval_s - log_s  # this session's training time
-    return {"n_seen": n_seen, "wall_s": round(time.time() - t0, 2), "eval_s": round(eval_s, 2), "log_s": round(log_s, 2),
-            "train_samples_per_s": round((n_seen - n_start) / max(train_s, 1e-9), 1),
+    return {"n_seen": state.n_seen, "wall_s": round(clock.wall(), 2), "eval_s": round(clock.spent["eval"], 2),
+            "log_s": round(clock.spent["log"], 2),
+            "train_samples_per_s": round((state.n_seen - n_start) / max(clock.train_s(), 1e-9), 1),
             **{f"{s}_{k}": v for (s, k), v in last_eval.items()}}
-
-
-def row(cfg: Config, run_id: str, n_seen: int, split: str, metric: str, value: float, wall_s: float) -> dict:
-    return {"run_id": run_id, "sweep": cfg.log.sweep, "dataset": cfg.dataset.name.value, "algorithm": cfg.algorithm.name,
-            "n_z": cfg.model.n_z, "n_train": cfg.dataset.n_train, "seed": cfg.seed, "n_seen": n_seen,
-            "split": split, "metric": metric, "value": value, "wall_s": wall_s}

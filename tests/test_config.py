@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from reproduce import callbacks
-from reproduce.config import Config, register
+from reproduce.config import Config
+from reproduce.cli import register
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 register()
@@ -20,10 +21,14 @@ def make(overrides=(), hydra=False):
 
 
 def options(group):
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """A group's options: YAML files under conf/ and the schema nodes registered by reproduce.cli."""
+    from hydra.core.config_store import ConfigStore
+
+    stored = ConfigStore.instance().repo.get(group, {})
+    return sorted({p.stem for p in (CONF / group).glob("*.yaml")} | {n.removesuffix(".yaml") for n in stored})
 
 
-@pytest.mark.parametrize("group", ["dataset", "algorithm", "budget", "model", "panel"])
+@pytest.mark.parametrize("group", ["dataset", "algorithm", "budget", "model", "panel", "launcher"])
 def test_every_group_option_composes_and_validates(group):
     for option in options(group):
         cfg = make([f"{'+' if group == 'panel' else ''}{group}={option}"])
@@ -63,6 +68,7 @@ def test_fig2_grid_is_the_papers():
     ("dataset.name=cifar", "name"),
     ("train.lr=fast", "lr"),
     ("dataset.binarize=sometimes", "binarize"),
+    ("log.wandb=sometimes", "wandb"),
 ])
 def test_bad_override_fails_at_compose_naming_the_field(override, field):
     with pytest.raises((ConfigCompositionException, ValidationError)) as e:
@@ -75,11 +81,16 @@ def test_bad_override_fails_at_compose_naming_the_field(override, field):
     ("train.budget=-5", "train.budget"),
     ("train.lr=0", "train.lr"),
     ("train.batch_size=0", "train.batch_size"),
-    ("log.wandb=sometimes", "log.wandb"),
 ])
 def test_bad_value_fails_before_training_naming_the_field(override, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         OmegaConf.to_object(make([override]))
+
+
+def test_closed_sets_are_enums():
+    with pytest.raises((ConfigCompositionException, ValidationError), match="q_update"):
+        make(["algorithm=rws", "algorithm.q_update=never"])
+    assert OmegaConf.to_object(make(["algorithm=rws", "algorithm.q_update=both"])).algorithm.q_update.value == "both"
 
 
 def test_unknown_algorithm_fails_naming_the_group():

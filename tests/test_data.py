@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reproduce.config import Binarize, Dataset, DatasetConfig, FreySplit
-from reproduce.data import DataError, data_root, load
+from reproduce.data import IMAGE_SHAPE, DataError, data_root, load
 from conftest import needs_data
 
 
@@ -21,7 +21,7 @@ def test_mnist_split_and_scaling():
 def test_frey_splits():
     rnd = load(DatasetConfig(name=Dataset.frey))
     con = load(DatasetConfig(name=Dataset.frey, frey_split=FreySplit.contiguous))
-    assert rnd.train.shape == (1765, 560) and rnd.test.shape == (200, 560) and rnd.image_shape == (28, 20)
+    assert rnd.train.shape == (1765, 560) and rnd.test.shape == (200, 560) and IMAGE_SHAPE["frey"] == (28, 20)
     assert rnd.train.max() < 1 and rnd.train.min() >= 0
     assert not torch.equal(rnd.test, con.test)
     assert torch.equal(torch.cat([con.train, con.test]).sort(0).values, torch.cat([rnd.train, rnd.test]).sort(0).values)

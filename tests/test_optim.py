@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from reproduce.algorithms import Adagrad
+from reproduce.optim import Adagrad
 
 
 def test_adagrad_update_is_the_papers_rule_with_prior_as_weight_decay():

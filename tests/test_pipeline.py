@@ -9,8 +9,9 @@ import pandas as pd
 import yaml
 
 from conftest import reproduce_cmd
-from reproduce.log import COLUMNS, read_wandb_run
-from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig
+from reproduce.sinks import COLUMNS
+from wandb_offline import read_wandb_run
+from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig, WandbMode
 from reproduce.evaluate import schedule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ def test_non_finite_parameter_is_named_before_a_checkpoint():
 
 
 def test_finished_job_is_recognised_by_its_config_even_after_new_options():
-    from reproduce.log import identity, plain, same_job
+    from reproduce.jobs import identity, plain, same_job
     cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=3), algorithm=AEVBConfig())
     stored = plain(cfg)
     assert same_job(stored, cfg)
@@ -115,6 +116,26 @@ def test_finished_job_is_recognised_by_its_config_even_after_new_options():
     assert not same_job(stored, cfg)
     cfg.eval.hmc_prior_k, stored["model"]["n_z"] = 1000, 5
     assert not same_job(stored, cfg)
-    cfg.log.wandb, cfg.train.threads = "disabled", 1  # where and how a job runs is not what it is
+    cfg.log.wandb, cfg.train.threads, cfg.dataset.root, cfg.device = WandbMode.disabled, 1, "/elsewhere", "cuda"  # where and how a job runs is not what it is
     stored["model"]["n_z"] = 3
     assert same_job(stored, cfg) and "log.wandb" not in identity(cfg)
+    from reproduce.jobs import run_id
+    assert run_id(cfg) == run_id(Config(dataset=DatasetConfig(), model=ModelConfig(n_z=3), algorithm=AEVBConfig()))
+
+
+def test_every_published_run_keeps_its_id_and_is_recognised():
+    """Every committed result is recognised as the same job as its stored config (so resume and 'already
+    finished' keep working on published results); where the stored config holds every identity key of
+    today's schema, its run id recomputed from it is its file name."""
+    from reproduce.jobs import flatten, identity, read_meta, run_id, same_job, stored_config
+    metas = sorted((REPO / "results").glob("*/*.yaml"))
+    assert len(metas) >= 40
+    exact = 0
+    for meta in metas:
+        doc = read_meta(meta)
+        cfg = stored_config(doc["config"])
+        assert same_job(doc["config"], cfg) and doc["meta"]["run_id"] == meta.stem, meta
+        if set(identity(cfg)) <= set(flatten(doc["config"])):
+            assert run_id(cfg) == meta.stem, meta
+            exact += 1
+    print(f"{exact} of {len(metas)} run ids recomputed exactly")

@@ -9,13 +9,13 @@ import yaml
 
 from reproduce import models, report
 from reproduce.config import Decoder, ModelConfig
-from reproduce.log import COLUMNS
+from reproduce.sinks import COLUMNS
 
 SHARED_REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "paper" / "reference.csv"
 
 
 def write_run(root: Path, sweep: str, dataset: str, algorithm: str, n_z: int, seed: int, values: dict,
-              n_train: int | None = None, weights: bool = False, n_hidden: int = 8) -> str:
+              n_train: int | None = None, weights: bool = False, n_hidden: int = 8, **algorithm_cfg) -> str:
     """results/<sweep>/<run_id>.{parquet,yaml[,weights.pt]}; values: {(n_seen, split, metric): value}."""
     run_id = f"{dataset}-{algorithm}-nz{n_z}{'' if n_train is None else f'-n{n_train}'}-s{seed}-{sweep}"
     d = root / sweep
@@ -29,7 +29,7 @@ def write_run(root: Path, sweep: str, dataset: str, algorithm: str, n_z: int, se
     model = {"n_z": n_z, "n_hidden": n_hidden, "decoder": decoder, "init_std": 0.01, "min_log_var": -12.0}
     doc = {"meta": {"status": "done", "commit": "abc", "run_id": run_id},
            "config": {"dataset": {"name": dataset, "n_train": n_train}, "model": model,
-                      "algorithm": {"name": algorithm}, "seed": seed}}
+                      "algorithm": {"name": algorithm, **algorithm_cfg}, "seed": seed}}
     (d / f"{run_id}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     if weights:
         n_x = {"mnist": 784, "frey": 560}[dataset]
@@ -62,7 +62,9 @@ def results(tmp_path_factory) -> Path:
           **curve({2_000_000: (-127, -152), 60_000_000: (-112, -151)}, "lower_bound")}
     write_run(root, "fig3", "mnist", "aevb", 3, 0, ml, n_train=1000)
     write_run(root, "fig3", "mnist", "mcem", 3, 0, curve({30_000_000: (-160, -161), 68_000_000: (-147, -149)}, "marginal_ll_is"),
-              n_train=50000)
+              n_train=50000, count="gradient")
+    # counted datapoints (stored before algorithm.count): 3e6 datapoint-samples are 4.8e7 decoder gradients
+    write_run(root, "fig3", "mnist", "mcem", 3, 1, curve({3_000_000: (-170, -171)}, "marginal_ll_hmc"), n_train=50000)
     # Figures 4/5: weights of small models; their lower bounds must not leak into Figure 2 (sweep fig2 exists)
     write_run(root, "fig45", "frey", "aevb", 2, 0, {}, weights=True)
     write_run(root, "fig45", "mnist", "aevb", 2, 0, {}, weights=True)
@@ -77,15 +79,16 @@ def written(results) -> dict:
 
 def test_main_writes_every_figure_as_png_and_pdf(written, results):
     out = results / "figures"
-    for name in ("figure2", "figure3", "figure4", "figure5"):
+    for name in ("figure2", "figure4", "figure5"):
         assert written[name] == [out / f"{name}.png", out / f"{name}.pdf"]
         assert all(p.stat().st_size > 1000 for p in written[name]), name
-    assert written["comparison"] == [out / "comparison.md"]
+    assert written["figure3"] == [out / f"figure3{c}.{e}" for c in ("", "_datapoint") for e in ("png", "pdf")]
+    assert written["comparison"] == [out / "comparison.md"] and written["claims"] == [out / "claims.md"]
 
 
 def test_comparison_table_rows_and_differences(results, written, capsys):
     ref = report.load_reference()
-    table = report.compare(report.load_results(results), ref)
+    table = report.compare(report.load_results(results), ref, runs=report.load_runs(results))
     keys = set(zip(table.figure, table.dataset, table.algorithm, table.n_z, table.n_train, table.split, table["n_seen paper"]))
     assert keys == {
         ("fig2", "mnist", "aevb", 3, "", "train", "1e+06"), ("fig2", "mnist", "aevb", 3, "", "test", "1e+06"),
@@ -112,7 +115,7 @@ def test_missing_data_is_skipped_without_error(tmp_path, capsys):
     out = tmp_path / "results" / "figures"
     assert [p.name for p in written["figure2"]] == ["figure2.png", "figure2.pdf"]
     assert written["figure3"] == written["figure4"] == written["figure5"] == []
-    assert not list(out.glob("figure[345].*"))
+    assert not list(out.glob("figure[345]*.*"))
     log = capsys.readouterr().out
     assert "Figure 3 skipped" in log and "Figure 4 skipped" in log and "Figure 5 skipped" in log
 
@@ -135,3 +138,21 @@ def test_latent_grid_is_the_gaussian_quantiles_of_a_square_grid():
     assert torch.allclose(u[0, :, 0], torch.tensor([0.125, 0.375, 0.625, 0.875]), atol=1e-5)  # z1 along columns
     assert torch.allclose(u[:, 0, 1], torch.tensor([0.875, 0.625, 0.375, 0.125]), atol=1e-5)  # z2 up the rows
     assert torch.isfinite(z).all() and torch.allclose(z.sum((0, 1)), torch.zeros(2), atol=1e-5)
+
+
+def test_the_report_reads_your_runs_when_there_are_any_else_the_published_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert report.default_results() == Path("results")
+    fig2_runs(tmp_path / "runs")
+    assert report.default_results() == Path("runs")
+
+
+def test_mcem_samples_are_recounted_to_either_count(results):
+    df, runs = report.load_results(results), report.load_runs(results)
+    old = df[(df.algorithm == "mcem") & (df.seed == 1)]
+    assert set(report.recount(old, runs, "gradient").n_seen) == {3_000_000 * 16}  # 10 leapfrog + 1 + 5 updates
+    assert set(report.recount(old, runs, "datapoint").n_seen) == {3_000_000}
+    new = df[(df.algorithm == "mcem") & (df.seed == 0)]
+    assert set(report.recount(new, runs, "datapoint").n_seen) == {30_000_000 // 16, 68_000_000 // 16}
+    aevb = df[df.algorithm == "aevb"]
+    assert report.recount(aevb, runs, "gradient").n_seen.tolist() == aevb.n_seen.tolist()

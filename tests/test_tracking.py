@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from conftest import reproduce_cmd
-from reproduce.log import read_wandb_run
+from wandb_offline import read_wandb_run
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
@@ -45,14 +45,14 @@ def test_a_failing_job_does_not_stop_the_multirun(tmp_path):
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes_and_reports_failures(tmp_path):
-    p = run(tmp_path, "-m", "+launcher=joblib", "train.lr=1e30,0.02", "log.wandb=disabled")
+    p = run(tmp_path, "-m", "launcher=joblib", "train.lr=1e30,0.02", "log.wandb=disabled")
     assert p.returncode == 1 and "1 job(s) failed" in p.stderr, p.stderr[-2000:]
     metas = [yaml.safe_load(m.read_text())["meta"] for m in (tmp_path / "results" / "default").glob("*.yaml")]
     assert sorted(m["status"] for m in metas) == ["done", "failed"]
 
 
 def test_submitit_local_launcher_runs_the_cluster_path(tmp_path):
-    p = run(tmp_path, "-m", "+launcher=submitit_local", "model.n_z=2,3", "log.wandb=offline")
+    p = run(tmp_path, "-m", "launcher=submitit_local", "model.n_z=2,3", "log.wandb=offline")
     assert p.returncode == 0, p.stderr[-3000:]
     metas = [yaml.safe_load(m.read_text())["meta"] for m in (tmp_path / "results" / "default").glob("*.yaml")]
     assert sorted(m["status"] for m in metas) == ["done", "done"]

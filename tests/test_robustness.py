@@ -1,0 +1,117 @@
+"""What a researcher runs into by trying things: broken files left by a crash, odd numbers, the same job
+run from another folder or device. Each case stops with a message that says what to do, or recovers."""
+import dataclasses
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import reproduce_cmd
+from reproduce import train
+from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, EvalConfig, LogConfig, MCEMConfig, ModelConfig,
+                              RWSConfig, Section, TrainConfig, WandbMode)
+from reproduce.jobs import Job, job_name, run_id
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(tmp: Path, **train_kw) -> Config:
+    return Config(dataset=DatasetConfig(name=Dataset.synthetic), model=ModelConfig(n_z=2, n_hidden=8), algorithm=AEVBConfig(),
+                  train=TrainConfig(**{"budget": 3000, "checkpoint_every": 1000, **train_kw}),
+                  eval=EvalConfig(start=1000, is_k=0, is_k_final=0),
+                  log=LogConfig(results_dir=str(tmp / "results"), checkpoint_dir=str(tmp / "ckpt"), wandb=WandbMode.disabled,
+                                progress=False))
+
+
+def test_a_truncated_checkpoint_names_the_file_and_what_to_do(tmp_path):
+    cfg = tiny(tmp_path)
+    job = Job(cfg)
+    job.checkpoint.parent.mkdir(parents=True)
+    job.checkpoint.write_bytes(b"PK\x03\x04 cut off by a crash")
+    with pytest.raises(train.CheckpointError, match=rf"the checkpoint {job.checkpoint} cannot be read .*Delete it to "
+                                                    r"train this job again from zero, or restore a good copy"):
+        train.run(cfg)
+    job.checkpoint.unlink()  # as the message says: the job then trains from zero
+    assert train.run(cfg).exists()
+
+
+def test_leftover_temporary_files_of_an_interrupted_write_are_removed(tmp_path):
+    cfg = tiny(tmp_path)
+    job = Job(cfg)
+    leftovers = [p.with_name(p.name + ".tmp") for p in (job.checkpoint, job.parquet, job.meta)]
+    for p in leftovers:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"half a file")
+    train.run(cfg)
+    assert not [p for p in leftovers if p.exists()]
+
+
+@pytest.mark.parametrize("damage", ["parquet", "meta"])
+def test_a_finished_job_whose_results_cannot_be_read_trains_again(tmp_path, capsys, damage):
+    cfg = tiny(tmp_path)
+    job = Job(cfg)
+    train.run(cfg)
+    assert train.run(cfg) == job.parquet and "already finished" in capsys.readouterr().err
+    getattr(job, damage).write_bytes(b"\x00garbage: [unclosed")
+    train.run(cfg)
+    err = capsys.readouterr().err
+    assert "already finished" not in err and ("cannot be read" in err)
+    import pandas as pd
+    assert pd.read_parquet(job.parquet).n_seen.max() == 3000  # trained again, readable
+
+
+def float_fields():
+    """Every float setting of every config section (the schema's own list, so a new one is covered)."""
+    sections = [DatasetConfig, ModelConfig, AEVBConfig, RWSConfig, MCEMConfig, TrainConfig, EvalConfig, LogConfig]
+    return [(cls, f.name) for cls in sections for f in dataclasses.fields(cls)
+            if isinstance(getattr(cls(), f.name), float)]
+
+
+@pytest.mark.parametrize("cls, name", float_fields())
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_float_settings_are_rejected_naming_the_field(cls, name, value):
+    assert issubclass(cls, Section)
+    with pytest.raises(ValueError, match=rf"config value {cls.prefix}{name}=.* is invalid: must be finite"):
+        cls(**{name: value})
+
+
+def test_float_fields_cover_the_schema():
+    assert {f"{c.prefix}{n}" for c, n in float_fields()} >= {"train.lr", "model.init_std", "model.min_log_var",
+                                                            "algorithm.target_accept", "algorithm.step_size", "algorithm.adapt_rate"}
+
+
+def reproduce(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(reproduce_cmd(tmp, *overrides), cwd=tmp, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.lr=inf"], "config value train.lr=inf is invalid: must be finite"),
+    (["train.lr=nan"], "config value train.lr=nan is invalid: must be finite"),
+    (["train.budget=50"], "config value train.budget=50 is invalid: must be at least one minibatch (train.batch_size=100)"),
+    (["dataset=synthetic", "train.batch_size=501"], "config value train.batch_size=501 is invalid: larger than the 500 training points of synthetic"),
+])
+def test_bad_numbers_stop_the_job_with_the_numbers(tmp_path, overrides, message):
+    p = reproduce(tmp_path, *overrides)
+    assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_where_data_is_read_from_and_the_device_are_not_part_of_a_job():
+    base = Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=AEVBConfig())
+    moved = Config(dataset=DatasetConfig(root="/mnt/elsewhere"), model=ModelConfig(), algorithm=AEVBConfig(), device="cuda:1")
+    assert run_id(base) == run_id(moved)
+    assert job_name(["model.n_z=3", "dataset.root=/x", "device=cuda", "+sweep=fig2", "launcher=basic", "train.threads=1",
+                     "log.wandb=offline", "hydra.run.dir=/tmp/x", "+panel=mnist_3", "train.lr=0.01"]) == \
+        "model.n_z=3,panel=mnist_3,train.lr=0.01"
+    assert run_id(Config(dataset=DatasetConfig(), model=ModelConfig(n_z=3), algorithm=AEVBConfig())) != run_id(base)
+
+
+def test_root_from_config_or_environment_is_the_same_job(tmp_path, monkeypatch):
+    """dataset.root=X and REPRODUCE_DATA=X train the same job: the second run finds the first one finished."""
+    cfg = tiny(tmp_path)
+    monkeypatch.setenv("REPRODUCE_DATA", str(tmp_path))
+    first = train.run(cfg)
+    cfg.dataset.root = str(tmp_path)
+    assert train.run(cfg) == first
