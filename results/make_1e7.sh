@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p logs
-common="budget=cpu_1e7 log.results_dir=results log.wandb=offline log.progress=false train.threads=1"
+common="budget=cpu_1e7 log.results_dir=results log.wandb=offline log.progress=false train.threads=1 launcher=basic"
 chain_a() {
   python -m reproduce +sweep=fig2 +panel=mnist_200,mnist_3,mnist_5 log.sweep=fig2_1e7 log.save_weights=true $common
   python -m reproduce -m +panel=mnist_20 algorithm=aevb,wake_sleep seed=1,2 log.sweep=fig2_1e7 log.save_weights=true $common
