@@ -1,4 +1,4 @@
-"""Throughput of importance-sampled log p(x) (estimators.log_px_is) against a per-datapoint loop written the
+"""Throughput of importance-sampled log p(x) (marginal_likelihood.log_px_is) against a per-datapoint loop written the
 way pythae's `get_nll` works, on the paper's MNIST model (n_z = 20, 500 hidden units, n_x = 784).
 
     python benchmarks/bench_is.py                      # ~1 minute on 2 CPU cores
@@ -16,7 +16,7 @@ import time
 import torch
 
 from reproduce.config import DatasetConfig, ModelConfig
-from reproduce.estimators import chunk_sizes, default_max_elements, log_px_is
+from reproduce.marginal_likelihood import chunk_sizes, default_max_elements, log_px_is
 from reproduce.models import build, gaussian_log_prob, standard_normal_log_prob
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from reproduce import estimators, models
+from reproduce import marginal_likelihood, models
 from reproduce.config import Dataset, DatasetConfig, ModelConfig
 from reproduce.data import load
 
@@ -40,10 +40,10 @@ def main() -> None:
     x, g = data.test, torch.Generator().manual_seed(0)
     print(f"{a.meta.stem}: test set {tuple(x.shape)}, threads={torch.get_num_threads()}")
     t = time.perf_counter()
-    print(f"ELBO            {estimators.elbo(enc, dec, x, generator=g).mean():9.2f}   {time.perf_counter() - t:7.1f} s")
+    print(f"ELBO            {marginal_likelihood.elbo(enc, dec, x, generator=g).mean():9.2f}   {time.perf_counter() - t:7.1f} s")
     for k in map(int, a.ks.split(",")):
         t = time.perf_counter()
-        v = estimators.log_px_is(enc, dec, x, k, generator=g).mean()
+        v = marginal_likelihood.log_px_is(enc, dec, x, k, generator=g).mean()
         dt = time.perf_counter() - t
         print(f"IS k={k:<5}      {v:9.2f}   {dt:7.1f} s   {len(x) * k / dt:,.0f} datapoint-samples/s")
     if a.loop_n:

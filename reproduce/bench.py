@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reproduce import algorithms, estimators, models
+from reproduce import algorithms, marginal_likelihood, models
 from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
                               ModelConfig, TrainConfig, WandbMode, check_device)
 
@@ -199,7 +199,7 @@ def paper_run_overhead(device: str, rate: float, is_rate: float) -> tuple[float,
     enc, dec = (m.to(device) for m in models.build(ModelConfig(), 784))
     x = torch.rand(60_000, 784, device=device)
     t0 = time.perf_counter()
-    estimators.elbo_and_means(enc, dec, x)
+    marginal_likelihood.elbo_and_means(enc, dec, x)
     sync(device)
     bound_s = time.perf_counter() - t0
     cfg = Config(train=TrainConfig(budget=250_000_000))
@@ -213,7 +213,7 @@ def is_throughput(device: str, n: int, k: int) -> float:
     enc, dec = (m.to(device) for m in models.build(ModelConfig(), 784))
     x = torch.rand(n, 784, device=device)
     t0 = time.perf_counter()
-    estimators.log_px_is(enc, dec, x, k)
+    marginal_likelihood.log_px_is(enc, dec, x, k)
     sync(device)
     return n * k / (time.perf_counter() - t0)
 

@@ -217,7 +217,7 @@ class EvalConfig(Section):
     hmc_leapfrog: int = 4
     hmc_burnin: int = 5
     hmc_prior_burnin: int = 200  # extra adapted steps for chains that start at the prior (no encoder: MCEM)
-    hmc_prior_k: int = 1000  # ... which start at one of k prior draws resampled by p(x|z) (estimators.prior_resample)
+    hmc_prior_k: int = 1000  # ... which start at one of k prior draws resampled by p(x|z) (marginal_likelihood.prior_resample)
     active_units: bool = True  # Burda et al. 2015: Var_x E_q[z_j] > 0.01
 
     def check(self) -> None:

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from reproduce import estimators
+from reproduce import marginal_likelihood
 from reproduce.config import Config
 from reproduce.data import Data
 
@@ -43,12 +43,12 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
     out = {}
     for split, x in sets.items():
         if enc is not None:
-            lower_bound, mu = estimators.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
+            lower_bound, mu = marginal_likelihood.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
             out[(split, "lower_bound")] = lower_bound.mean().item()
             if is_k and (split != "train" or e.is_train):
-                out[(split, "marginal_ll_is")] = estimators.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
+                out[(split, "marginal_ll_is")] = marginal_likelihood.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
             if e.active_units:
-                out[(split, "active_units")] = float(estimators.active_units(mu))
+                out[(split, "active_units")] = float(marginal_likelihood.active_units(mu))
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:
             xs = x[: e.hmc_subset]
             # chains start at the encoder mean where there is one, else at a prior draw resampled by p(x|z)
@@ -56,8 +56,8 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
             if enc is not None:
                 z0, burnin = enc(xs)[0], e.hmc_burnin
             else:
-                z0 = estimators.prior_resample(dec, xs, cfg.model.n_z, e.hmc_prior_k, generator=g)
+                z0 = marginal_likelihood.prior_resample(dec, xs, cfg.model.n_z, e.hmc_prior_k, generator=g)
                 burnin = e.hmc_burnin + e.hmc_prior_burnin
-            out[(split, "marginal_ll_hmc")] = estimators.log_px_hmc(
+            out[(split, "marginal_ll_hmc")] = marginal_likelihood.log_px_hmc(
                 dec, xs, cfg.model.n_z, e.hmc_samples, e.hmc_leapfrog, burnin, z_init=z0, generator=g).mean().item()
     return out

@@ -57,22 +57,28 @@ def reproduce_cmd(tmp: Path, *overrides: str) -> list[str]:
 
 
 class LinearGaussian(nn.Module):
-    """p(x|z) = N(W z + b, sigma^2 I), W with orthogonal columns, so p(z|x) is diagonal and closed form."""
+    """p(z) = N(0, I), p(x|z) = N(W z + b, sigma^2 I), W with orthogonal columns scaled by `scales`, so that
+    log p(x), p(z|x) (diagonal) and the ELBO of any Gaussian q are closed forms. A decoder (log_prob, sample)."""
 
-    def __init__(self, n_z=2, n_x=12, sigma=0.5):
+    def __init__(self, n_z=2, n_x=12, sigma=0.5, scales=(2.0, 1.0), seed=3, random_b=False):
         super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=torch.Generator().manual_seed(3)))
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=g))
         self.hidden = nn.Linear(n_z, 1)  # only for n_z discovery, as the MLP decoders have
-        self.W = nn.Parameter(q * torch.tensor([2.0, 1.0]))  # [n_x, n_z]
-        self.b = nn.Parameter(torch.zeros(n_x))
+        self.W = nn.Parameter(q * torch.as_tensor(scales, dtype=q.dtype))  # [n_x, n_z], W^T W diagonal
+        self.b = nn.Parameter(torch.randn(n_x, generator=g) if random_b else torch.zeros(n_x))
         self.sigma = sigma
 
-    def log_prob(self, x, z):
+    def log_prob(self, x, z):  # log p(x|z); z [..., B, n_z] -> [..., B]
         return gaussian_log_prob(x, z @ self.W.T + self.b, torch.full_like(x, 2 * math.log(self.sigma)))
 
-    def sample(self, z, generator=None):
+    def sample(self, z, generator=None):  # x ~ p(x|z)
         mean = z @ self.W.T + self.b
         return mean + self.sigma * torch.randn(mean.shape, generator=generator)
+
+    @torch.no_grad()
+    def sample_data(self, n, generator):  # x ~ p(x)
+        return self.sample(torch.randn(n, self.W.shape[1], generator=generator), generator)
 
     def log_px(self, x):
         """Exact log p(x) = log N(x; b, W W^T + sigma^2 I)."""
@@ -83,3 +89,10 @@ class LinearGaussian(nn.Module):
         """Exact p(z|x): precision I + W^T W / sigma^2 (diagonal here), mean Sigma W^T (x - b) / sigma^2."""
         prec = 1 + (self.W**2).sum(0) / self.sigma**2  # [n_z]
         return ((x - self.b) @ self.W / self.sigma**2) / prec, -prec.log().expand(len(x), -1)
+
+    def elbo(self, x, mu, log_var):
+        """Analytic E_q log p(x|z) - KL(q || p) for q = N(mu, diag exp(log_var))."""
+        from reproduce.objectives import gaussian_kl
+
+        log_px_z = self.log_prob(x, mu) - 0.5 * (self.W.square().sum(0) * log_var.exp()).sum(-1) / self.sigma**2
+        return log_px_z - gaussian_kl(mu, log_var)

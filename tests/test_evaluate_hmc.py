@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reproduce.config import Config, DatasetConfig, EvalConfig, MCEMConfig, ModelConfig
-from reproduce.estimators import log_px_hmc, prior_resample
+from reproduce.marginal_likelihood import log_px_hmc, prior_resample
 from reproduce.evaluate import evaluate
 from reproduce.models import gaussian_log_prob
 

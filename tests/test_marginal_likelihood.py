@@ -3,9 +3,11 @@ import math
 
 import pytest
 import torch
+
+import conftest
 from torch import distributions as D
 
-from reproduce.estimators import _log_px_is_chunk, active_units, elbo, elbo_and_means, kde_log_prob, log_px_hmc, log_px_is
+from reproduce.marginal_likelihood import _log_px_is_chunk, active_units, elbo, elbo_and_means, kde_log_prob, log_px_hmc, log_px_is
 from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import gaussian_log_prob
 from reproduce.objectives import gaussian_kl
@@ -13,35 +15,9 @@ from reproduce.objectives import gaussian_kl
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
 
-class LinearGaussian(torch.nn.Module):
-    """p(z) = N(0, I), p(x|z) = N(W z + b, sigma^2 I) with orthogonal columns of W, so p(z|x) is diagonal."""
-
-    def __init__(self, n_x=5, n_z=2, sigma=0.5, seed=0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(n_x, n_z, generator=g))  # orthonormal columns
-        self.W = q * torch.linspace(0.5, 2.0, n_z)  # [n_x, n_z], W^T W = diag(d)
-        self.b, self.sigma = torch.randn(n_x, generator=g), sigma
-
-    def log_prob(self, x, z):  # log p(x|z); z [..., B, n_z] -> [..., B]
-        return gaussian_log_prob(x, z @ self.W.T + self.b, torch.tensor(2 * math.log(self.sigma)))
-
-    def sample(self, n, g):
-        z = torch.randn(n, self.W.shape[1], generator=g)
-        return z @ self.W.T + self.b + self.sigma * torch.randn(n, self.W.shape[0], generator=g)
-
-    def log_px(self, x):  # exact: N(x; b, W W^T + sigma^2 I)
-        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(len(self.b))
-        return D.MultivariateNormal(self.b, cov).log_prob(x)
-
-    def posterior(self, x):  # exact q(z|x): var_j = 1 / (1 + d_j / sigma^2), mu = var * W^T (x - b) / sigma^2
-        var = 1 / (1 + self.W.square().sum(0) / self.sigma**2)  # [n_z]
-        mu = var * ((x - self.b) @ self.W) / self.sigma**2  # [B, n_z]
-        return mu, var.log().expand_as(mu)
-
-    def elbo(self, x, mu, log_var):  # analytic: E_q log p(x|z) - KL(q || p)
-        log_px_z = self.log_prob(x, mu) - 0.5 * (self.W.square().sum(0) * log_var.exp()).sum(-1) / self.sigma**2
-        return log_px_z - gaussian_kl(mu, log_var)
+def LinearGaussian(n_x=5, n_z=2, sigma=0.5, seed=0):
+    """conftest's model, with these tests' shape: scales 0.5..2 and a random offset."""
+    return conftest.LinearGaussian(n_z, n_x, sigma, scales=torch.linspace(0.5, 2.0, n_z), seed=seed, random_b=True)
 
 
 def poor_posterior(model):
@@ -51,7 +27,7 @@ def poor_posterior(model):
 
 def setup(n=200, seed=0, **kw):
     model, g = LinearGaussian(seed=seed, **kw), torch.Generator().manual_seed(seed)
-    return model, model.sample(n, g), g
+    return model, model.sample_data(n, g), g
 
 
 def test_is_with_exact_posterior_has_zero_variance():

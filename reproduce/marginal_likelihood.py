@@ -1,4 +1,5 @@
-"""Evaluation over whole sets, under no_grad and in chunks. They take models, never an algorithm."""
+"""The marginal likelihood and its bounds over whole sets (the ELBO, IS log p(x), the paper's HMC estimator of
+appendix D) and active units; under no_grad and in chunks. They take models, never an algorithm."""
 from __future__ import annotations
 
 import math
