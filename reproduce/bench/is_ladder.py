@@ -1,7 +1,7 @@
 """The ELBO and IS log p(x) with k = 1, 100, 5000 of a trained model, on its test set, with wall times, and
-the per-datapoint loop (pythae's get_nll, benchmarks/bench_is.py) timed on a subset for the ratio.
+the per-datapoint loop (pythae's get_nll, reproduce/bench/is_loop.py) timed on a subset for the ratio.
 
-    python benchmarks/is_ladder.py results/fig2/<run_id>.yaml [--ks 1,100,5000] [--loop-n 100]"""
+    python -m reproduce.bench.is_ladder results/fig2/<run_id>.yaml [--ks 1,100,5000] [--loop-n 100]"""
 from __future__ import annotations
 
 import argparse
@@ -47,9 +47,7 @@ def main() -> None:
         dt = time.perf_counter() - t
         print(f"IS k={k:<5}      {v:9.2f}   {dt:7.1f} s   {len(x) * k / dt:,.0f} datapoint-samples/s")
     if a.loop_n:
-        import sys
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bench_is import log_px_per_datapoint
+        from reproduce.bench.is_loop import log_px_per_datapoint
 
         k = max(map(int, a.ks.split(",")))
         t = time.perf_counter()

@@ -1,8 +1,8 @@
 """Throughput of importance-sampled log p(x) (marginal_likelihood.log_px_is) against a per-datapoint loop written the
 way pythae's `get_nll` works, on the paper's MNIST model (n_z = 20, 500 hidden units, n_x = 784).
 
-    python benchmarks/bench_is.py                      # ~1 minute on 2 CPU cores
-    python benchmarks/bench_is.py --n 10000 --k 5000   # the standard evaluation (hours on a CPU)
+    python -m reproduce.bench.is_loop                      # ~1 minute on 2 CPU cores
+    python -m reproduce.bench.is_loop --n 10000 --k 5000   # the standard evaluation (hours on a CPU)
 
 Reads the MNIST test set through reproduce.data when $REPRODUCE_DATA is set, else uses random grey levels;
 the weights are the paper's random init (throughput does not depend on them)."""

@@ -2,7 +2,7 @@
 binary_cross_entropy_with_logits (as up to f2c1298) against reproduce.models.softplus, interleaved in one
 process so that both see the same machine load. Prints samples/s per case and repeat:
 
-    OMP_NUM_THREADS=1 python benchmarks/softplus_ab.py --repeats 3"""
+    OMP_NUM_THREADS=1 python -m reproduce.bench.softplus_ab --repeats 3"""
 from __future__ import annotations
 
 import argparse
