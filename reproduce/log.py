@@ -32,7 +32,8 @@ def plain(cfg: Any) -> Any:
     return cfg
 
 
-NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile", "eval.chunk")
+NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile", "train.cuda_graph",
+               "eval.chunk")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from reproduce import algorithms, data as data_mod, models
+from reproduce import algorithms, data as data_mod, graphed, models
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.config import Config, check_device
 from reproduce.log import ParquetSink, WandbSink, atomic_write, run_id as make_run_id, run_prefix, same_job, write_meta
@@ -110,12 +110,16 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen, sinks, n_seen: int, 
     n_start, t_start, eval_s, log_s = n_seen, time.time(), 0.0, 0.0
     bar = tqdm(total=budget, initial=n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
                desc=job.id, mininterval=1.0, file=sys.stderr)
+    graphed_step = graphed.GraphedStep(algorithm, train_x, M, dynamic, gen) if cfg.train.cuda_graph else None
     while points:
-        idx = torch.randint(0, N, (M,), generator=gen, device=train_x.device)  # with replacement
-        x = train_x[idx]  # [M, n_x]
-        if dynamic:
-            x = torch.bernoulli(x, generator=gen)
-        metrics = algorithm.step(x, idx)
+        if graphed_step is not None:  # the same draws and update as below, replayed from one CUDA graph
+            metrics = graphed_step()
+        else:
+            idx = torch.randint(0, N, (M,), generator=gen, device=train_x.device)  # with replacement
+            x = train_x[idx]  # [M, n_x]
+            if dynamic:
+                x = torch.bernoulli(x, generator=gen)
+            metrics = algorithm.step(x, idx)
         n_seen, step = n_seen + M, step + 1
         if step % log_every == 0:
             m = {k: v.item() for k, v in metrics.items()}  # the loop's only host sync between evaluations
