@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -142,7 +143,7 @@ def plain(case: str, device: str, seconds: float) -> float:
 def _concurrent_worker(case: str, device: str, seconds: float, threads: int, barrier, out, kw: dict) -> None:
     torch.set_num_threads(threads)
     barrier.wait()  # start timing together, so that every window sees all the jobs running
-    out.put(ours(case, device, seconds, **kw))
+    out.put(attempt(ours, case, device, seconds, **kw))
 
 
 def concurrent(case: str, device: str, seconds: float, jobs: int, threads: int = 1, **kw) -> list[float]:
@@ -234,6 +235,20 @@ def _n(v: float, fmt: str = ",.0f") -> str:
     return "-" if v != v else format(v, fmt)  # NaN: not measured
 
 
+def attempt(fn, *args, **kw) -> float:
+    """fn's rate, or NaN with the error on stderr: one mode failing (a capture error, a missing compiler) must
+    not lose the other measurements of a device session."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:
+        print(f"[bench] {fn.__name__}{args[:1]} {kw} failed: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+        return float("nan")
+
+
+def best_mode(m: dict[str, float]) -> str:
+    return max((k for k in m if m[k] == m[k]), key=m.get, default="eager")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -267,32 +282,39 @@ def main(argv: list[str] | None = None) -> None:
     print("| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain | foreach Adagrad samples/s |"
           + "".join(f" {m} samples/s |" for m in modes) + " best |")
     print("|---|---|---|---|---|---|---|" + "---|" * len(modes) + "---|")
-    measured = {}  # case -> {mode: samples/s}
+    measured, jobs, hours, is_rate = {}, {}, {}, 0.0  # measured: case -> {mode: samples/s}
+
+    def dump() -> None:  # after every case, so that a run cut short by its timeout keeps what it measured
+        if a.json:
+            Path(a.json).write_text(json.dumps({"device": a.device, "torch": torch.__version__, "seconds": a.seconds,
+                                                "sgemm_gflops": ceiling, "rates": measured, "jobs": jobs,
+                                                "fig2_hours": hours, "is_rate": is_rate}, indent=1))
+
     for case in filter(None, a.cases.split(",")):
-        m = measured[case] = {"eager": ours(case, a.device, a.seconds)}
-        s_plain = float("nan") if a.skip_baselines else plain(case, a.device, a.seconds)
-        s_foreach = float("nan") if a.skip_baselines else ours(case, a.device, a.seconds, fused=False)
+        m = measured[case] = {"eager": attempt(ours, case, a.device, a.seconds)}
+        s_plain = float("nan") if a.skip_baselines else attempt(plain, case, a.device, a.seconds)
+        s_foreach = float("nan") if a.skip_baselines else attempt(ours, case, a.device, a.seconds, fused=False)
         for mode in modes:
-            m[mode] = ours(case, a.device, a.seconds, compile_mode=a.compile_mode, **MODES[mode])
+            m[mode] = attempt(ours, case, a.device, a.seconds, compile_mode=a.compile_mode, **MODES[mode])
         gf = m["eager"] * step_flops(*CASES[case]) / 1e9
-        best = max(m, key=m.get)
+        best = best_mode(m)
         print(f"| {case} | {m['eager']:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {_n(s_plain)} | {_n(m['eager'] / s_plain, '.2f')} |"
-              f" {_n(s_foreach)} |" + "".join(f" {m[mode]:,.0f} |" for mode in modes) + f" {best} |")
-    rates = {case: max(m.values()) for case, m in measured.items()}  # each case's best mode
-    hours = {}
+              f" {_n(s_foreach)} |" + "".join(f" {_n(m[mode])} |" for mode in modes) + f" {best} |")
+        dump()
+    rates = {case: m[best_mode(m)] for case, m in measured.items()}  # each case's best mode
     if set(CASES) <= set(rates):
         hours["one job"] = paper_fig2_hours(rates)
-        how = "eager" if not modes else "best mode per case: " + ", ".join(f"{c} {max(m, key=m.get)}" for c, m in measured.items())
+        how = "eager" if not modes else "best mode per case: " + ", ".join(f"{c} {best_mode(m)}" for c, m in measured.items())
         print(f"\npaper-scale Figure 2 on this device, one job at a time: {hours['one job']:.1f} h of training ({how})")
-    jobs = {}
     if a.jobs:
         print(f"\n{a.jobs} one-thread jobs at once ({a.jobs_mode}):\n\n| case | samples/s per job | total samples/s | total / one job above | step |\n|---|---|---|---|---|")
         for case, m in measured.items():
-            mode = max(m, key=m.get) if a.jobs_mode == "best" else a.jobs_mode
+            mode = best_mode(m) if a.jobs_mode == "best" else a.jobs_mode
             each = concurrent(case, a.device, a.seconds, a.jobs, compile_mode=a.compile_mode, **MODES[mode])
             jobs[case] = {"mode": mode, "each": each, "total": sum(each)}
             one = m.get(mode, float("nan"))
-            print(f"| {case} | {' + '.join(f'{r:,.0f}' for r in each)} | {sum(each):,.0f} | {sum(each) / one:.2f} | {mode} |")
+            print(f"| {case} | {' + '.join(f'{r:,.0f}' for r in each)} | {sum(each):,.0f} | {_n(sum(each) / one, '.2f')} | {mode} |")
+            dump()
         if set(CASES) <= set(jobs):
             hours[f"{a.jobs} jobs"] = paper_fig2_hours({c: j["total"] for c, j in jobs.items()})
             print(f"\npaper-scale Figure 2 on this device, {a.jobs} jobs at a time: {hours[f'{a.jobs} jobs']:.1f} h of training")
@@ -315,10 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             pct = lambda v: f"{v:.1f} ({100 * v / m['train']:.0f}%)"
             print(f"| {evals} | {m['train']:.1f} ({m['rate']:,.0f}/s) | {pct(m['eval'])} | {pct(m['log'])} | {m['setup']:.1f} |"
                   f" {100 * (m['eval'] + m['log']) / m['train']:.0f}% |")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"device": a.device, "torch": torch.__version__, "seconds": a.seconds,
-                                            "sgemm_gflops": ceiling, "rates": measured, "jobs": jobs, "fig2_hours": hours,
-                                            "is_rate": is_rate}, indent=1))
+    dump()
     if is_rate and "mnist-nz20" in rates:
         train_h, eval_h = paper_run_overhead(a.device, rates["mnist-nz20"], is_rate)
         print(f"\npaper-scale MNIST n_z=20 run (2.5e8 samples, default eval), estimated from the rates above:"

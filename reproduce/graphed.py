@@ -59,6 +59,10 @@ class GraphedStep:
         group = algorithm.opt.opt.param_groups[0]
         self.lr, self.weight_decay, self.eps = group["lr"], group["weight_decay"], group["eps"]
         self.loss = torch.zeros((), device=train_x.device)  # static: the graph writes each step's loss here
+        # Adagrad's step counts: on the device with fused Adagrad (counted in the graph), else CPU scalars,
+        # counted here after each step. Read once: build this after loading a checkpoint.
+        steps = [algorithm.opt.opt.state[p]["step"] for p in algorithm.opt.params]
+        self.host_steps = [s for s in steps if s.device != train_x.device]
         self.graph: torch.cuda.CUDAGraph | None = None
         self.side_steps, self.n_side = side_steps, 0
 
@@ -78,8 +82,8 @@ class GraphedStep:
         loss = alg.loss(x, eps)
         grads = torch.autograd.grad(loss, params)
         state = alg.opt.opt.state  # re-read: load_state_dict replaces these tensors (before any capture)
-        adagrad_(list(params), list(grads), [state[p]["sum"] for p in params], [state[p]["step"] for p in params],
-                 self.lr, self.weight_decay, self.eps)
+        steps = [state[p]["step"] for p in params if state[p]["step"].device == x.device]
+        adagrad_(list(params), list(grads), [state[p]["sum"] for p in params], steps, self.lr, self.weight_decay, self.eps)
         self.loss.copy_(loss.detach())
 
     def __call__(self) -> dict[str, torch.Tensor]:
@@ -96,6 +100,8 @@ class GraphedStep:
         else:
             self._capture()
             self.graph.replay()
+        if self.host_steps:
+            torch._foreach_add_(self.host_steps, 1)
         opt.n_steps += 1
         return {"loss": self.loss}
 
