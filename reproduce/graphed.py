@@ -42,7 +42,8 @@ def adagrad_(params: list[torch.Tensor], grads: list[torch.Tensor], sums: list[t
         std = torch._foreach_sqrt(sums)
         torch._foreach_add_(std, eps)
         torch._foreach_addcdiv_(params, g, std, value=-lr)  # p -= lr * g / (sqrt(sum) + eps)
-        torch._foreach_add_(steps, 1)
+        if steps:  # (foreach ops refuse empty lists)
+            torch._foreach_add_(steps, 1)
 
 
 class GraphedStep:
@@ -82,7 +83,7 @@ class GraphedStep:
         loss = alg.loss(x, eps)
         grads = torch.autograd.grad(loss, params)
         state = alg.opt.opt.state  # re-read: load_state_dict replaces these tensors (before any capture)
-        steps = [state[p]["step"] for p in params if state[p]["step"].device == x.device]
+        steps = [] if self.host_steps else [state[p]["step"] for p in params]  # host-side ones: counted in __call__
         adagrad_(list(params), list(grads), [state[p]["sum"] for p in params], steps, self.lr, self.weight_decay, self.eps)
         self.loss.copy_(loss.detach())
 

@@ -93,6 +93,18 @@ def test_foreach_adagrad_matches_torch_adagrad(weight_decay, fused):
     assert [float(s) for s in steps] == [float(opt.state[r]["step"]) for r in ref] == [5.0, 5.0]
 
 
+def test_graph_body_counts_host_side_adagrad_steps(one_thread, monkeypatch):
+    """Where torch has no fused Adagrad kernel for the device, its step counts are CPU scalars: counted
+    outside the graph, after each step, so that the state_dict still matches the plain path's."""
+    monkeypatch.setattr(algorithms, "fused_kernel", lambda device: False)
+    alg, gen = build()
+    assert not alg.opt.opt.param_groups[0]["fused"]
+    step = graphed.GraphedStep(alg, data(), 100, False, gen)
+    step.host_steps = [alg.opt.opt.state[p]["step"] for p in alg.opt.params]  # as they would be off the data's device
+    graphed_steps(step, 3)
+    assert [float(alg.opt.opt.state[p]["step"]) for p in alg.opt.params] == [3.0] * len(alg.opt.params)
+
+
 def test_cuda_graph_is_refused_off_cuda_and_for_other_algorithms():
     model = ModelConfig(n_z=3, n_hidden=16)
     with pytest.raises(ValueError, match=r"train.cuda_graph.*needs a CUDA device \(device=cpu\)"):
