@@ -186,3 +186,29 @@ def test_train_run_with_cuda_graph_matches_the_plain_run_on_cuda(tmp_path):
     plain = rows(train.run(run_cfg("cuda", False, tmp_path / "plain"), root=tmp_path))
     graph = rows(train.run(run_cfg("cuda", True, tmp_path / "graph"), root=tmp_path))
     pd.testing.assert_series_equal(graph.value, plain.value, rtol=1e-4)
+
+
+def interrupted_then_resumed(cfg: Config, root: Path, monkeypatch) -> pd.DataFrame:
+    """train.run stopped at its second evaluation (after the first one's checkpoint), then run again."""
+    real, calls = train.evaluate, []
+
+    def stop_at_second(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train, "evaluate", stop_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(cfg, root=root)
+    monkeypatch.setattr(train, "evaluate", real)
+    return rows(train.run(cfg, root=root))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_graphed_run_resumes_from_its_checkpoint(tmp_path, one_thread, monkeypatch, device):
+    """The graph is rebuilt (side-stream steps, capture) from the checkpoint's state and generator; the rows
+    equal those of an uninterrupted graphed run."""
+    whole = rows(train.run(run_cfg(device, True, tmp_path / "whole"), root=tmp_path))
+    resumed = interrupted_then_resumed(run_cfg(device, True, tmp_path / "resumed"), tmp_path, monkeypatch)
+    pd.testing.assert_series_equal(resumed.value, whole.value, rtol=1e-5)
