@@ -37,7 +37,7 @@ class AEVB:
         self.estimator = SGVB[cfg.algorithm.estimator]
         self.L, self.n_z = cfg.algorithm.L, cfg.model.n_z
         self.opt = adagrad(cfg, [*encoder.parameters(), *decoder.parameters()], n_train)
-        self.loss = torch.compile(self._loss, dynamic=False) if cfg.train.compile else self._loss
+        self.loss = torch.compile(self._loss, dynamic=False, mode=cfg.train.compile_mode) if cfg.train.compile else self._loss
 
     def _loss(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """-SGVB, per datapoint; eps [L, M, n_z] comes in from outside so that the function compiles."""

@@ -173,6 +173,9 @@ class MCEMConfig(AlgorithmConfig):
         _check(self.step_size > 0, "algorithm.step_size", self.step_size, "must be > 0")
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainConfig(Section):
     prefix: ClassVar[str] = "train."
@@ -185,6 +188,8 @@ class TrainConfig(Section):
     log_every: int = 50  # steps between progress-bar updates (one host sync each)
     threads: Optional[int] = None  # torch.set_num_threads; None: 1 in a sweep (a job per core), torch's default alone
     compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; see README, Performance)
+    compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs of the loss) | ...
+    cuda_graph: bool = False  # AEVB on CUDA: the whole step captured once as a CUDA graph (reproduce/graphed.py)
 
     def check(self) -> None:
         _check(self.budget > 0, "train.budget", self.budget, "must be > 0")
@@ -193,6 +198,9 @@ class TrainConfig(Section):
                f"must be at least one minibatch (train.batch_size={self.batch_size})")
         _check(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _check(self.adagrad_warmup >= 0, "train.adagrad_warmup", self.adagrad_warmup, "must be >= 0")
+        _check(self.compile_mode in COMPILE_MODES, "train.compile_mode", self.compile_mode, f"must be one of {COMPILE_MODES}")
+        _check(not (self.cuda_graph and self.compile and self.compile_mode == "reduce-overhead"), "train.compile_mode",
+               self.compile_mode, "train.cuda_graph already captures the whole step: leave compile_mode at default")
 
 
 @dataclass
@@ -258,6 +266,9 @@ class Config:
             torch.device(self.device)
         except RuntimeError:
             _check(False, "device", self.device, "not a torch device (cpu, cuda, cuda:1, mps, ...)")
+        if self.train.cuda_graph:
+            _check(torch.device(self.device).type == "cuda", "train.cuda_graph", True, f"needs a CUDA device (device={self.device})")
+            _check(self.algorithm.name == "aevb", "train.cuda_graph", True, f"captures the AEVB step only (algorithm={self.algorithm.name})")
 
 
 def check_device(device: str) -> None:

@@ -18,7 +18,8 @@ class Adagrad:
     def __init__(self, params: Iterable[nn.Parameter], lr: float, weight_decay: float, warmup: int = 0):
         self.params = list(params)
         # fused: one pass over each parameter (CPU and CUDA); foreach took half of a CPU training step
-        self.opt = torch.optim.Adagrad(self.params, lr=lr, weight_decay=weight_decay, fused=True)
+        fused = fused_kernel(self.params[0].device) or None  # None: torch's default (foreach) where it has none
+        self.opt = torch.optim.Adagrad(self.params, lr=lr, weight_decay=weight_decay, fused=fused)
         self.weight_decay, self.warmup, self.n_steps = weight_decay, warmup, 0
 
     def step(self, loss: torch.Tensor) -> None:
@@ -39,6 +40,14 @@ class Adagrad:
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["opt"])
         self.n_steps = state["n_steps"]
+
+
+def fused_kernel(device: torch.device) -> bool:
+    """torch has a fused Adagrad kernel for this device type (CPU from torch 2.4, CUDA only in later releases)."""
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key("aten::_fused_adagrad_", device.type.upper())
+    except RuntimeError:
+        return device.type == "cpu"
 
 
 def adagrad(cfg: Config, params: Iterable[nn.Parameter], n_train: int) -> Adagrad:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from reproduce import algorithms, data as data_mod, models
+from reproduce import algorithms, data as data_mod, graphed, models
 from reproduce.config import Config, check_device
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.jobs import Job, atomic_write
@@ -132,9 +132,20 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     return job.parquet
 
 
+def plain_step(algorithm, train_x: torch.Tensor, M: int, dynamic: bool, gen: torch.Generator):
+    """Sec. 5: a step on M random training points (with replacement), binarized afresh if dynamic."""
+    def step() -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, len(train_x), (M,), generator=gen, device=train_x.device)
+        x = train_x[idx]  # [M, n_x]
+        if dynamic:
+            x = torch.bernoulli(x, generator=gen)
+        return algorithm.step(x, idx)
+    return step
+
+
 def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, state: TrainState, sinks: Sinks) -> dict:
     """Sec. 5: M random training points per step, n_seen += M (x count); evaluation and checkpoints by n_seen."""
-    M, N, budget = cfg.train.batch_size, len(data.train), cfg.train.budget
+    M, budget = cfg.train.batch_size, cfg.train.budget
     per_step = M * getattr(algorithm, "count", 1)  # training samples counted per step
     sets, train_x, dynamic = eval_splits(data, cfg), data.train, data.binarize_dynamic
     points = [p for p in schedule(cfg) if p > state.n_seen]
@@ -142,12 +153,10 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, sta
     last, last_eval, noted = {}, {}, time.time()
     bar = tqdm(total=budget, initial=state.n_seen, unit="sample", unit_scale=True, disable=not cfg.log.progress,
                desc=job.id, mininterval=1.0, file=sys.stderr)
+    # one training step: the plain one, or the same draws and update replayed from one CUDA graph
+    take_step = (graphed.GraphedStep if cfg.train.cuda_graph else plain_step)(algorithm, train_x, M, dynamic, gen)
     while points:
-        idx = torch.randint(0, N, (M,), generator=gen, device=train_x.device)  # with replacement
-        x = train_x[idx]  # [M, n_x]
-        if dynamic:
-            x = torch.bernoulli(x, generator=gen)
-        metrics = algorithm.step(x, idx)
+        metrics = take_step()
         state.n_seen, step = state.n_seen + per_step, step + 1
         if step % cfg.train.log_every == 0:
             m = {k: v.item() for k, v in metrics.items()}  # the loop's only host sync between evaluations

@@ -47,6 +47,12 @@ def needs_data(*names):
     return pytest.mark.skipif(bool(missing), reason=f"data not found under {root}: {missing}")
 
 
+# GPU tests: skipped where torch sees no CUDA device, unless REPRODUCE_TEST_DEVICE=cuda (set by
+# benchmarks/gpu_check.sh) asks for them, so that a GPU check cannot pass by skipping them.
+needs_cuda = pytest.mark.skipif(os.environ.get("REPRODUCE_TEST_DEVICE") != "cuda" and not torch.cuda.is_available(),
+                                reason="no CUDA device (REPRODUCE_TEST_DEVICE=cuda makes this a failure)")
+
+
 def reproduce_cmd(tmp: Path, *overrides: str) -> list[str]:
     """`python -m reproduce` with every output under tmp, W&B off and no progress bar; later overrides win."""
     flags = [o for o in overrides if o.startswith("-")]  # (-m) before the overrides, as argparse wants

@@ -6,7 +6,9 @@ convention of the issue's 62 GFLOP/s figure, although our step skips the input g
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -15,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reproduce import algorithms, marginal_likelihood, models
-from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
+from reproduce import algorithms, graphed, marginal_likelihood, models
+from reproduce.config import (COMPILE_MODES, AEVBConfig, Config, Dataset, DatasetConfig, Decoder, EvalConfig, LogConfig,
                               ModelConfig, TrainConfig, WandbMode, check_device)
 
 CASES = {  # name: (n_x, n_hidden, n_z, decoder)
@@ -24,6 +26,12 @@ CASES = {  # name: (n_x, n_hidden, n_z, decoder)
     "mnist-nz20": (784, 500, 20, Decoder.bernoulli),
     "mnist-nz200": (784, 500, 200, Decoder.bernoulli),
     "frey-nz10": (560, 200, 10, Decoder.gaussian),
+}
+MODES = {  # how our step runs: keyword arguments of ours()
+    "eager": {},
+    "compiled": {"compile": True},  # train.compile (mode: --compile-mode)
+    "graphed": {"graph": True},  # train.cuda_graph: the whole step one CUDA graph (reproduce/graphed.py)
+    "graphed+compiled": {"graph": True, "compile": True},  # both: the graph replays the compiled loss's kernels
 }
 
 
@@ -35,7 +43,9 @@ def sgemm_gflops(m: int = 1000, k: int = 784, n: int = 500, seconds: float = 2.0
 
 def timed(fn, seconds: float, device: str, windows: int = 5) -> float:
     """Calls per second of fn after a warm-up: the best of `windows` equal windows over about `seconds`
-    (as timeit: other load on a shared machine only ever slows a window down)."""
+    (as timeit: other load on a shared machine only ever slows a window down). On a GPU it syncs every 50
+    calls, as the training loop (train.log_every), so that launches overlap the kernels as they do there."""
+    per_sync = 50 if device.startswith("cuda") else 5
     for _ in range(5):
         fn()
     sync(device)
@@ -43,9 +53,9 @@ def timed(fn, seconds: float, device: str, windows: int = 5) -> float:
     for _ in range(windows):
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / windows:
-            for _ in range(5):
+            for _ in range(per_sync):
                 fn()
-            n += 5
+            n += per_sync
             sync(device)
         best = max(best, n / (time.perf_counter() - t0))
     return best
@@ -61,17 +71,20 @@ def step_flops(n_x: int, n_h: int, n_z: int, decoder: Decoder) -> int:
     return 6 * (n_x * n_h + n_h * 2 * n_z + n_z * n_h + n_h * n_out)
 
 
-def config(case: str, device: str, compile: bool = False) -> Config:
+def config(case: str, device: str, compile: bool = False, graph: bool = False, compile_mode: str = "default") -> Config:
     n_x, n_h, n_z, dec = CASES[case]
     name = Dataset.frey if case.startswith("frey") else Dataset.mnist
     return Config(dataset=DatasetConfig(name=name), model=ModelConfig(n_z=n_z, n_hidden=n_h, decoder=dec),
-                  algorithm=AEVBConfig(), train=TrainConfig(compile=compile), device=device)
+                  algorithm=AEVBConfig(), train=TrainConfig(compile=compile, compile_mode=compile_mode, cuda_graph=graph),
+                  device=device)
 
 
-def ours(case: str, device: str, seconds: float, compile: bool = False, fused: bool = True) -> float:
+def ours(case: str, device: str, seconds: float, compile: bool = False, fused: bool = True, graph: bool = False,
+         compile_mode: str = "default") -> float:
     """Samples/s of the suite's own training step: index sampling from device data + AEVB.step
-    (fused=False: the foreach Adagrad the suite used before, for the before/after table)."""
-    cfg = config(case, device, compile)
+    (fused=False: the foreach Adagrad the suite used before, for the before/after table; graph=True: the
+    same step captured as one CUDA graph, train.cuda_graph)."""
+    cfg = config(case, device, compile, graph, compile_mode if compile and not graph else "default")
     n_x = CASES[case][0]
     data = torch.rand(50_000, n_x, device=device)
     enc, dec = (m.to(device) for m in models.build(cfg.model, n_x))
@@ -84,7 +97,7 @@ def ours(case: str, device: str, seconds: float, compile: bool = False, fused: b
         idx = torch.randint(0, len(data), (100,), generator=gen, device=device)
         alg.step(data[idx], idx)
 
-    return 100 * timed(step, seconds, device)
+    return 100 * timed(graphed.GraphedStep(alg, data, 100, False, gen) if graph else step, seconds, device)
 
 
 class PlainVAE(nn.Module):
@@ -127,18 +140,18 @@ def plain(case: str, device: str, seconds: float) -> float:
     return 100 * timed(step, seconds, device)
 
 
-def _concurrent_worker(case: str, device: str, seconds: float, threads: int, barrier, out) -> None:
+def _concurrent_worker(case: str, device: str, seconds: float, threads: int, barrier, out, kw: dict) -> None:
     torch.set_num_threads(threads)
     barrier.wait()  # start timing together, so that every window sees all the jobs running
-    out.put(ours(case, device, seconds))
+    out.put(attempt(ours, case, device, seconds, **kw))
 
 
-def concurrent(case: str, device: str, seconds: float, jobs: int, threads: int = 1) -> list[float]:
+def concurrent(case: str, device: str, seconds: float, jobs: int, threads: int = 1, **kw) -> list[float]:
     """Samples/s of each of `jobs` training processes running at once on one device (several jobs per core
-    set or per GPU, as a sweep's launcher runs them)."""
+    set or per GPU, as a sweep's launcher runs them); kw: ours()'s step options (MODES)."""
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(jobs), ctx.Queue()
-    procs = [ctx.Process(target=_concurrent_worker, args=(case, device, seconds, threads, barrier, out)) for _ in range(jobs)]
+    procs = [ctx.Process(target=_concurrent_worker, args=(case, device, seconds, threads, barrier, out, kw)) for _ in range(jobs)]
     for p in procs:
         p.start()
     rates = [out.get(timeout=600) for _ in procs]
@@ -218,6 +231,24 @@ def is_throughput(device: str, n: int, k: int) -> float:
     return n * k / (time.perf_counter() - t0)
 
 
+def _n(v: float, fmt: str = ",.0f") -> str:
+    return "-" if v != v else format(v, fmt)  # NaN: not measured
+
+
+def attempt(fn, *args, **kw) -> float:
+    """fn's rate, or NaN with the error on stderr: one mode failing (a capture error, a missing compiler) must
+    not lose the other measurements of a device session."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:
+        print(f"[bench] {fn.__name__}{args[:1]} {kw} failed: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+        return float("nan")
+
+
+def best_mode(m: dict[str, float]) -> str:
+    return max((k for k in m if m[k] == m[k]), key=m.get, default="eager")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -225,7 +256,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="timing window per measurement")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
+    p.add_argument("--compile-mode", default="default", choices=COMPILE_MODES, help="torch.compile mode of that column")
+    p.add_argument("--graph", action="store_true", help="also time the step captured as one CUDA graph (train.cuda_graph;"
+                   " CUDA only), and with --compile the graphed compiled step")
+    p.add_argument("--skip-baselines", action="store_true", help="skip the plain eager loop and foreach Adagrad columns")
     p.add_argument("--jobs", type=int, default=0, help="also time this many one-thread jobs at once (0: skip)")
+    p.add_argument("--jobs-mode", default="best", choices=["best", *MODES], help="step of those jobs (best: each case's fastest)")
+    p.add_argument("--json", default=None, help="also write the measured rates and estimates to this JSON file")
     p.add_argument("--run-budget", type=int, default=1_000_000, help="samples of the whole-run split (0: skip)")
     p.add_argument("--run-evals", default=",".join(RUN_EVALS), help=f"eval settings of that run: {', '.join(RUN_EVALS)}")
     p.add_argument("--run-wandb", default="offline", help="W&B mode of that run (offline: its logging cost counts)")
@@ -233,32 +270,58 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--is-k", type=int, default=1000)
     a = p.parse_args(argv)
     check_device(a.device)
+    if a.graph and torch.device(a.device).type != "cuda":
+        p.error(f"--graph captures CUDA graphs: it needs --device cuda (not {a.device})")
     if a.threads:
         torch.set_num_threads(a.threads)
-    print(f"device={a.device} threads={torch.get_num_threads()} torch={torch.__version__}")
+    print(f"device={a.device} threads={torch.get_num_threads()} torch={torch.__version__}"
+          + (f" gpu={torch.cuda.get_device_name(a.device)}" if a.device.startswith("cuda") else ""))
     ceiling = sgemm_gflops(seconds=a.seconds, device=a.device)
     print(f"fp32 sgemm ceiling (1000x784x500): {ceiling:.1f} GFLOP/s\n")
-    print(f"| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain | foreach Adagrad samples/s |{' compiled samples/s |' if a.compile else ''}")
-    print(f"|---|---|---|---|---|---|---|{'---|' if a.compile else ''}")
-    rates = {}
+    modes = ["compiled"] * a.compile + ["graphed"] * a.graph + ["graphed+compiled"] * (a.graph and a.compile)
+    print("| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain | foreach Adagrad samples/s |"
+          + "".join(f" {m} samples/s |" for m in modes) + " best |")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(modes) + "---|")
+    measured, jobs, hours, is_rate = {}, {}, {}, 0.0  # measured: case -> {mode: samples/s}
+
+    def dump() -> None:  # after every case, so that a run cut short by its timeout keeps what it measured
+        if a.json:
+            Path(a.json).write_text(json.dumps({"device": a.device, "torch": torch.__version__, "seconds": a.seconds,
+                                                "sgemm_gflops": ceiling, "rates": measured, "jobs": jobs,
+                                                "fig2_hours": hours, "is_rate": is_rate}, indent=1))
+
     for case in filter(None, a.cases.split(",")):
-        s_ours, s_plain = ours(case, a.device, a.seconds), plain(case, a.device, a.seconds)
-        rates[case] = s_ours
-        gf = s_ours * step_flops(*CASES[case]) / 1e9
-        extra = f" {ours(case, a.device, a.seconds, compile=True):,.0f} |" if a.compile else ""
-        s_foreach = ours(case, a.device, a.seconds, fused=False)
-        print(f"| {case} | {s_ours:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {s_plain:,.0f} | {s_ours / s_plain:.2f} | {s_foreach:,.0f} |{extra}")
+        m = measured[case] = {"eager": attempt(ours, case, a.device, a.seconds)}
+        s_plain = float("nan") if a.skip_baselines else attempt(plain, case, a.device, a.seconds)
+        s_foreach = float("nan") if a.skip_baselines else attempt(ours, case, a.device, a.seconds, fused=False)
+        for mode in modes:
+            m[mode] = attempt(ours, case, a.device, a.seconds, compile_mode=a.compile_mode, **MODES[mode])
+        gf = m["eager"] * step_flops(*CASES[case]) / 1e9
+        best = best_mode(m)
+        print(f"| {case} | {m['eager']:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {_n(s_plain)} | {_n(m['eager'] / s_plain, '.2f')} |"
+              f" {_n(s_foreach)} |" + "".join(f" {_n(m[mode])} |" for mode in modes) + f" {best} |")
+        dump()
+    rates = {case: m[best_mode(m)] for case, m in measured.items()}  # each case's best mode
     if set(CASES) <= set(rates):
-        print(f"\npaper-scale Figure 2 on this device, one job at a time: {paper_fig2_hours(rates):.1f} h of training")
+        hours["one job"] = paper_fig2_hours(rates)
+        how = "eager" if not modes else "best mode per case: " + ", ".join(f"{c} {best_mode(m)}" for c, m in measured.items())
+        print(f"\npaper-scale Figure 2 on this device, one job at a time: {hours['one job']:.1f} h of training ({how})")
     if a.jobs:
-        print(f"\n{a.jobs} one-thread jobs at once:\n\n| case | samples/s per job | total samples/s | total / one job above |\n|---|---|---|---|")
-        totals = {}
-        for case in rates:
-            each = concurrent(case, a.device, a.seconds, a.jobs)
-            totals[case] = sum(each)
-            print(f"| {case} | {' + '.join(f'{r:,.0f}' for r in each)} | {totals[case]:,.0f} | {totals[case] / rates[case]:.2f} |")
-        if set(CASES) <= set(totals):
-            print(f"\npaper-scale Figure 2 on this device, {a.jobs} jobs at a time: {paper_fig2_hours(totals):.1f} h of training")
+        print(f"\n{a.jobs} one-thread jobs at once ({a.jobs_mode}):\n\n| case | samples/s per job | total samples/s | total / one job above | step |\n|---|---|---|---|---|")
+        for case, m in measured.items():
+            mode = best_mode(m) if a.jobs_mode == "best" else a.jobs_mode
+            each = concurrent(case, a.device, a.seconds, a.jobs, compile_mode=a.compile_mode, **MODES[mode])
+            jobs[case] = {"mode": mode, "each": each, "total": sum(each)}
+            one = m.get(mode, float("nan"))
+            print(f"| {case} | {' + '.join(f'{r:,.0f}' for r in each)} | {sum(each):,.0f} | {_n(sum(each) / one, '.2f')} | {mode} |")
+            dump()
+        if set(CASES) <= set(jobs):
+            hours[f"{a.jobs} jobs"] = paper_fig2_hours({c: j["total"] for c, j in jobs.items()})
+            print(f"\npaper-scale Figure 2 on this device, {a.jobs} jobs at a time: {hours[f'{a.jobs} jobs']:.1f} h of training")
+    if hours:
+        way = min(hours, key=hours.get)
+        print(f"\npaper-scale Figure 2, best measured way on this device ({way}): {hours[way]:.2f} h of training"
+              f" ({3.3e9 / hours[way] / 3600:,.0f} samples/s over the 3.3e9)")
     is_rate = is_throughput(a.device, a.is_n, a.is_k) if a.is_n else 0.0
     if is_rate:
         print(f"\nIS log p(x), MNIST n_z=20, n={a.is_n}, k={a.is_k}: {is_rate:,.0f} datapoint-samples/s")
@@ -274,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             pct = lambda v: f"{v:.1f} ({100 * v / m['train']:.0f}%)"
             print(f"| {evals} | {m['train']:.1f} ({m['rate']:,.0f}/s) | {pct(m['eval'])} | {pct(m['log'])} | {m['setup']:.1f} |"
                   f" {100 * (m['eval'] + m['log']) / m['train']:.0f}% |")
+    dump()
     if is_rate and "mnist-nz20" in rates:
         train_h, eval_h = paper_run_overhead(a.device, rates["mnist-nz20"], is_rate)
         print(f"\npaper-scale MNIST n_z=20 run (2.5e8 samples, default eval), estimated from the rates above:"

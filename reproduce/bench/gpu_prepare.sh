@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepares, on a machine with network access, what reproduce/bench/gpu_check.sh needs on the device machine, which
+# has none: in the repo root, .whl/ (wheels for Python 3.12 x86_64 of the packages its image lacks: hydra-core,
+# omegaconf, antlr4 4.9, wandb and their needs, at this environment's versions) and .gpudata/ (MNIST gzipped,
+# Frey Face). Both are git-ignored; the run tool's `carry` names them. About 40 MB together.
+#   bash reproduce/bench/gpu_prepare.sh        (REPRODUCE_DATA or ../shared/data: the data to pack)
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+data=${REPRODUCE_DATA:-../shared/data}
+version() { python3 -c "import importlib.metadata as m; print(m.version('$1'))"; }
+platforms=()
+for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
+         manylinux1_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64 manylinux_2_35_x86_64; do
+  platforms+=(--platform "$p")
+done
+
+rm -rf .whl .gpudata
+mkdir -p .whl .gpudata/MNIST/raw
+# antlr4-python3-runtime 4.9.x (what omegaconf 2.3 pins) is a source distribution only: build its pure-Python wheel
+python3 -m pip wheel -q --no-deps antlr4-python3-runtime=="$(version antlr4-python3-runtime)" -w .whl
+python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${platforms[@]}" \
+  --find-links .whl -d .whl "hydra-core==$(version hydra-core)" "omegaconf==$(version omegaconf)" \
+  "wandb==$(version wandb)" "hydra-joblib-launcher==$(version hydra-joblib-launcher)" \
+  "hydra-submitit-launcher==$(version hydra-submitit-launcher)" platformdirs
+# the device image has these already (/work/.library/device/KINDS.md): keep its versions
+for name in anyio certifi charset_normalizer click cloudpickle h11 httpcore httpx idna joblib packaging pyyaml \
+            requests sniffio urllib3 xxhash; do
+  rm -f .whl/"$name"-*.whl
+done
+
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  gzip -c "$data/MNIST/raw/$f" > ".gpudata/MNIST/raw/$f.gz"
+done
+cp "$data/frey_rawface.mat" .gpudata/
+
+ls .whl
+du -sh .whl .gpudata
+tree_mb=$(git ls-files -z --cached --others --exclude-standard | du -cm --files0-from=- | tail -1 | cut -f1)
+echo "working tree that travels: ${tree_mb} MB + the carried folders (the run tool's limit: 64 MiB in all)"
