@@ -421,6 +421,37 @@ def comparison(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweeps: dict[str,
     return [path]
 
 
+def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, points=(1e6, 1e7)) -> list[Path]:
+    """<out>/figure2_table.md: per panel, each algorithm's final-point-style bound at each of `points` samples
+    seen (train / test; mean ± sd over seeds), the paper's in brackets."""
+    d = fig2_rows(df, sweep)
+    if d.empty:
+        return []
+    lines = []
+    for point in points:
+        at = d[np.abs(np.log(d.n_seen / point)) <= math.log(1.1)]
+        if at.empty:
+            continue
+        algs = [a for a in PALETTE if a in set(at.algorithm)]
+        lines += [f"\n**{point:.0e} samples** (ours, the paper's in brackets; ± sd over seeds where there are several)\n",
+                  "| dataset | n_z | " + " | ".join(f"{a} train | {a} test" for a in algs) + " |",
+                  "|---|---|" + "---|---|" * len(algs)]
+        for (dataset, n_z), cell in at.groupby(["dataset", "n_z"]):
+            cells = []
+            for a in algs:
+                for split in SPLITS:
+                    v = cell[(cell.algorithm == a) & (cell.split == split)].value
+                    p = paper_value(ref, dataset, a, n_z, None, split, "lower_bound", int(point))
+                    sd = f" ± {v.std():.1f}" if len(v) > 1 else ""
+                    cells.append("" if v.empty else f"{v.mean():.1f}{sd}" + (f" ({p:g})" if p is not None else ""))
+            lines.append(f"| {dataset} | {n_z} | " + " | ".join(cells) + " |")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "figure2_table.md"
+    path.write_text("# Figure 2 at matched samples seen\n" + "\n".join(lines) + "\n")
+    note(f"wrote {path}")
+    return [path]
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 def default_results(mine: Path = Path("runs"), published: Path = Path("results")) -> Path:
     """Your runs (the default log.results_dir) when there are any, else the results this repository publishes."""
@@ -455,6 +486,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
             "figure4": figure4(runs, out, args.fig45_sweep),
             "figure5": figure5(runs, out, args.fig45_sweep, args.seed),
             "comparison": comparison(df, ref, out, sweeps, args.tol, runs),
+            "figure2_table": fig2_table(df, ref, out, args.fig2_sweep),
             "claims": claims.write(df, runs, ref, out, sweeps)}
 
 

@@ -84,6 +84,8 @@ def test_main_writes_every_figure_as_png_and_pdf(written, results):
         assert all(p.stat().st_size > 1000 for p in written[name]), name
     assert written["figure3"] == [out / f"figure3{c}.{e}" for c in ("", "_datapoint") for e in ("png", "pdf")]
     assert written["comparison"] == [out / "comparison.md"] and written["claims"] == [out / "claims.md"]
+    table = (out / "figure2_table.md").read_text()
+    assert "| mnist | 3 | -152.0 ± 1.4 (-155.3) | -151.0 ± 1.4 (-152.9) |" in table  # two seeds planted at 1e6
 
 
 def test_comparison_table_rows_and_differences(results, written, capsys):
