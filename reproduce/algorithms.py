@@ -21,6 +21,7 @@ REGISTRY = {
     "wake_sleep": "baselines.wake_sleep:WakeSleep",
     "rws": "baselines.wake_sleep:ReweightedWakeSleep",
     "mcem": "baselines.mcem:MCEM",
+    "full_vb": "reproduce.full_vb:FullVB",
 }
 
 
