@@ -312,7 +312,7 @@ def figure_full_vb(df: pd.DataFrame, out: Path, sweep: str | None = "full_vb") -
     if not (d.algorithm == "full_vb").any():
         note("Full VB figure skipped: no full_vb runs")
         return []
-    d = d.assign(curve=[curves[k] for k in zip(d.algorithm, d.metric)])
+    d = d.assign(curve=[curves[k] for k in zip(d.algorithm, d.metric)], dataset=[NAMES.get(s, s) for s in d.dataset])
     pal = dict(zip(curves.values(), ["tab:red", "tab:blue", "tab:cyan"]))
     g = sns.relplot(data=d, kind="line", x="n_seen", y="value", hue="curve", hue_order=list(pal), palette=pal, style="split",
                     style_order=SPLITS, dashes=DASHES, row="dataset", col="n_z", errorbar="sd", height=3, aspect=1.1,
