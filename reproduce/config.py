@@ -142,6 +142,21 @@ class AEVBConfig(AlgorithmConfig):
 
 
 @dataclass
+class FullVBConfig(AlgorithmConfig):
+    """Full VB over the decoder's parameters (appendix F, beyond the paper): see reproduce/full_vb.py."""
+
+    name: str = "full_vb"
+    estimator: Estimator = Estimator.B
+    L: int = 1  # samples of z per datapoint (one theta per minibatch)
+    init_log_var: float = -6.0  # initial log sigma^2 of every q(theta) factor (paper silent; README: chosen from -4..-10)
+    eval_theta_samples: int = 4  # theta draws averaged in the full_vb_bound metric
+
+    def check(self) -> None:
+        _check(self.L > 0, "algorithm.L", self.L, "must be > 0")
+        _check(self.eval_theta_samples > 0, "algorithm.eval_theta_samples", self.eval_theta_samples, "must be > 0")
+
+
+@dataclass
 class WakeSleepConfig(AlgorithmConfig):
     name: str = "wake_sleep"
 

@@ -36,7 +36,8 @@ def splits(data: Data, cfg: Config) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int, final: bool) -> dict[tuple[str, str], float]:
     """Every configured metric on every split. Its own seeded noise, so evaluation never shifts training's
-    RNG; metrics that need an encoder are skipped for algorithms without one (MCEM)."""
+    RNG; metrics that need an encoder are skipped for algorithms without one (MCEM). An algorithm may add
+    its own metrics with an `extra_metrics(x, generator) -> {name: value}` method (full_vb: full_vb_bound)."""
     g = torch.Generator(cfg.device).manual_seed(cfg.seed * 1_000_003 + n_seen)
     e, enc, dec = cfg.eval, algorithm.encoder, algorithm.decoder
     is_k = e.is_k_final if final else e.is_k
@@ -60,4 +61,6 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
                 burnin = e.hmc_burnin + e.hmc_prior_burnin
             out[(split, "marginal_ll_hmc")] = marginal_likelihood.log_px_hmc(
                 dec, xs, cfg.model.n_z, e.hmc_samples, e.hmc_leapfrog, burnin, z_init=z0, generator=g).mean().item()
+        if hasattr(algorithm, "extra_metrics"):
+            out.update({(split, k): v for k, v in algorithm.extra_metrics(x, g).items()})
     return out

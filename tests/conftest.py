@@ -17,6 +17,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 if SHARED_DATA.exists():
     os.environ.setdefault("REPRODUCE_DATA", str(SHARED_DATA))
 os.environ.setdefault("WANDB_SILENT", "true")
+# Subprocess jobs (python -m reproduce) import this checkout's code, whichever checkout pip installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(autouse=True)
