@@ -213,10 +213,16 @@ def check(m: Mutant, root: Path = REPO) -> str:
     return text
 
 
+# minutes of subprocess runs and training: last, so that a fast unit test that fails stops -x before them
+SLOW_LAST = ["tests/test_wake_sleep.py", "tests/test_mcem.py", "tests/test_bad_input.py", "tests/test_bench.py",
+             "tests/test_tracking.py", "tests/test_pipeline.py"]
+
+
 def test_files(root: Path) -> list[str]:
-    """The rest of the default suite, after the oracle files."""
+    """The rest of the default suite, after the oracle files: unit tests first, the slow files last."""
     rest = sorted(str(p.relative_to(root)) for p in (root / "tests").glob("test_*.py"))
-    return [f for f in rest if f not in ORACLES]
+    rest = [f for f in rest if f not in ORACLES]
+    return sorted(rest, key=lambda f: SLOW_LAST.index(f) + 1 if f in SLOW_LAST else 0)
 
 
 def run_one(m: Mutant, files: list[str], data: str, timeout: float) -> tuple[str, float, str]:

@@ -1,19 +1,23 @@
 """Oracles for the paper's constants and protocol: the numbers of PAPER.md written out here (not read back
 from the code's defaults), the N(0, 0.01^2) init measured on built networks, the evaluation as a hand mean
-over every datapoint, and the training loop's minibatches (M random indices with replacement)."""
+over every datapoint, the training loop's minibatches (M random indices with replacement), and the
+marginal-likelihood estimators on models whose answer is written out here or computed with scipy."""
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from reproduce import algorithms, models, train
+from reproduce import algorithms, estimators, models, train
 from reproduce.config import AEVBConfig, Binarize, Config, DatasetConfig, Decoder, EvalConfig, FreySplit, LogConfig
 from reproduce.config import ModelConfig, TrainConfig, register
 from reproduce.data import Data
 from reproduce.evaluate import evaluate, splits
+from reproduce.hmc import adapt_step_size
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 register()
@@ -119,3 +123,64 @@ def test_minibatches_are_m_random_indices_with_replacement(tmp_path, monkeypatch
     assert sum(len(i.unique()) < 100 for i in idx) > 150  # with replacement: repeats within most minibatches
     counts = torch.bincount(idx.flatten(), minlength=len(data.train)).double()
     assert counts.std() < 2 * counts.mean() ** 0.5  # uniform: Poisson-like counts of mean 40
+
+
+class PriorProposal(torch.nn.Module):
+    """q(z|x) = N(0, I) and log p(x|z) = sum x, independent of z: every importance weight p(x, z) / q(z|x) is
+    exp(sum x), so the IWAE estimate is exactly sum x for any k and any chunking."""
+
+    def forward(self, x):
+        return torch.zeros(len(x), 2, dtype=x.dtype), torch.zeros(len(x), 2, dtype=x.dtype)
+
+    def log_prob(self, x, z):
+        return x.sum(-1) + 0 * z.sum(-1)
+
+
+def test_importance_sampled_log_px_is_a_mean_of_weights_not_a_sum(float64):
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(0))
+    net = PriorProposal()
+    for max_elements in (None, 40):  # 40: chunks of both datapoints and samples
+        est = estimators.log_px_is(net, net, x, k=50, max_elements=max_elements, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(est, x.sum(-1))
+
+
+class Joint(torch.nn.Module):
+    """log p(x|z) = log N(x; z, 1) per coordinate, so log p(x, z) is closed form in the test."""
+
+    def log_prob(self, x, z):
+        return torch.distributions.Normal(z, 1.0).log_prob(x).sum(-1)
+
+
+@pytest.mark.parametrize("density", ["kde", "gaussian"])
+def test_hmc_marginal_likelihood_fits_the_first_half_and_averages_over_the_second(density, float64):
+    """Appendix D: fit q(z) to the first half of the L samples, log p(x) = -log (1/(L/2)) sum_{second half}
+    q(z_l) / p(x, z_l). The density here is scipy's gaussian_kde (Scott's rule) or a diagonal Gaussian."""
+    scipy_stats = __import__("scipy.stats").stats
+    g = torch.Generator().manual_seed(0)
+    L, B = 40, 3
+    x, z = torch.randn(B, 2, generator=g), torch.randn(L, B, 2, generator=g)
+    est = estimators.harmonic_mean_log_px(Joint(), x, z, density)
+    for b in range(B):
+        fit, ev = z[: L // 2, b].numpy(), z[L // 2 :, b].numpy()
+        if density == "kde":
+            log_q = scipy_stats.gaussian_kde(fit.T).logpdf(ev.T)
+        else:
+            log_q = scipy_stats.norm(fit.mean(0), fit.std(0, ddof=1)).logpdf(ev).sum(-1)
+        log_pxz = scipy_stats.norm(0, 1).logpdf(ev).sum(-1) + scipy_stats.norm(ev, 1).logpdf(x[b].numpy()).sum(-1)
+        expected = -(__import__("scipy.special").special.logsumexp(log_q - log_pxz) - np.log(L // 2))
+        assert est[b].item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_step_size_adaptation_moves_toward_the_target_acceptance():
+    """log e <- log e + rate (a - target): an accepting chain's step grows, a rejecting chain's shrinks."""
+    new = adapt_step_size(torch.tensor([[0.2], [0.2], [0.2]]), torch.tensor([1.0, 0.0, 0.9]), target=0.9, rate=0.5)
+    torch.testing.assert_close(new, torch.tensor([[0.2 * math.exp(0.05)], [0.2 * math.exp(-0.45)], [0.2]]))
+
+
+def test_frey_decoder_mean_is_a_sigmoid_in_the_unit_interval():
+    """Appendix C.2 / PAPER.md: mean = sigmoid(.), so it lies in (0, 1) whatever the weights."""
+    dec = models.GaussianDecoder(2, 4, 6)
+    models.init_normal_(dec, 3.0)
+    z = 5 * torch.randn(100, 2)
+    a = dec.out(torch.tanh(dec.hidden(z)))[:, :6]  # the mean's pre-activation
+    torch.testing.assert_close(dec.mean(z), 1 / (1 + torch.exp(-a)))
