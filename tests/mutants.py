@@ -221,7 +221,9 @@ SLOW_LAST = ["tests/test_wake_sleep.py", "tests/test_mcem.py", "tests/test_bad_i
 def test_files(root: Path) -> list[str]:
     """The rest of the default suite, after the oracle files: unit tests first, the slow files last."""
     rest = sorted(str(p.relative_to(root)) for p in (root / "tests").glob("test_*.py"))
-    rest = [f for f in rest if f not in ORACLES]
+    # test_mutants_current checks this list, not the code: in a copy it fails for the very snippet that was
+    # mutated, which would count every mutant as killed
+    rest = [f for f in rest if f not in ORACLES and f != "tests/test_mutants_current.py"]
     return sorted(rest, key=lambda f: SLOW_LAST.index(f) + 1 if f in SLOW_LAST else 0)
 
 

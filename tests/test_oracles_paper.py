@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from reproduce import algorithms, estimators, models, train
 from reproduce.config import AEVBConfig, Binarize, Config, DatasetConfig, Decoder, EvalConfig, FreySplit, LogConfig
-from reproduce.config import ModelConfig, TrainConfig, register
+from reproduce.config import MCEMConfig, ModelConfig, TrainConfig, register
 from reproduce.data import Data
 from reproduce.evaluate import evaluate, splits
 from reproduce.hmc import adapt_step_size
@@ -47,8 +47,8 @@ def test_frey_config_is_the_papers():
 
 
 def test_mcem_and_marginal_likelihood_constants_are_the_papers():
-    m = paper_config("algorithm=mcem").algorithm
-    assert (m.n_leapfrog, m.target_accept, m.n_updates) == (10, 0.9, 5)  # appendix E
+    for m in (paper_config("algorithm=mcem").algorithm, MCEMConfig()):  # the YAML and the schema's defaults
+        assert (m.n_leapfrog, m.target_accept, m.n_updates) == (10, 0.9, 5)  # appendix E
     e = EvalConfig()
     assert (e.hmc_samples, e.hmc_leapfrog, e.hmc_burnin, e.hmc_subset) == (50, 4, 5, 1000)  # appendix D, Fig. 3
     assert e.is_k_final == 5000  # the standard IWAE evaluation

@@ -158,6 +158,21 @@ def test_sleep_steps_the_encoder_on_dreamed_pairs(decoder):
     assert all(torch.equal(p, p0) for p, p0 in zip(dec.parameters(), dec0))
 
 
+def test_warm_up_only_accumulates_each_phases_own_network():
+    """train.adagrad_warmup (anglepy's warm-up; PAPER.md, Optimizer): the first steps only accumulate sum g^2.
+    Wake-sleep has two optimizers, one per network; each accumulates (g + theta/N)^2 for the network its phase
+    trains, and nothing moves."""
+    cfg = config(WakeSleepConfig())
+    cfg.train.adagrad_warmup = 1
+    enc, dec = nets(cfg)
+    ws = WakeSleep(cfg, enc, dec, N_TRAIN, torch.Generator().manual_seed(0))
+    before = snapshot(enc, dec)
+    ws.step(torch.rand(4, 6))
+    assert all(torch.equal(p, p0) for p, p0 in zip([*enc.parameters(), *dec.parameters()], before))
+    assert all(ws.wake_opt.opt.state[p]["sum"].min() > 0 for p in dec.parameters())
+    assert all(ws.sleep_opt.opt.state[p]["sum"].min() > 0 for p in enc.parameters())
+
+
 class Recording(models.BernoulliDecoder):
     """Records every z that log p(x|z) is evaluated at: HMC's start and leapfrog points, then the updates'."""
 
