@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from reproduce import algorithms, estimators, models, train
 from reproduce.config import AEVBConfig, Binarize, Config, DatasetConfig, Decoder, EvalConfig, FreySplit, LogConfig
-from reproduce.config import MCEMConfig, ModelConfig, TrainConfig, register
+from reproduce.cli import register
+from reproduce.config import MCEMConfig, ModelConfig, TrainConfig
 from reproduce.data import Data
 from reproduce.evaluate import evaluate, splits
 from reproduce.hmc import adapt_step_size

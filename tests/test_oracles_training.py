@@ -15,7 +15,7 @@ from torch import nn
 
 from baselines.mcem import MCEM
 from baselines.wake_sleep import WakeSleep
-from reproduce import algorithms, models
+from reproduce import algorithms, models, optim
 from reproduce.config import AEVBConfig, Config, DatasetConfig, Decoder, Estimator, MCEMConfig, ModelConfig, TrainConfig
 from reproduce.config import WakeSleepConfig
 from reproduce.hmc import hmc_step
@@ -104,10 +104,10 @@ def test_weight_decay_is_one_over_n_for_every_algorithm():
         cfg = config(algorithm)
         enc, dec = nets(cfg)
         alg = algorithms.build(cfg, enc, dec, 250, torch.Generator().manual_seed(0))
-        opts = [v for v in vars(alg).values() if isinstance(v, algorithms.Adagrad)]
+        opts = [v for v in vars(alg).values() if isinstance(v, optim.Adagrad)]
         assert opts and all(o.weight_decay == pytest.approx(1 / 250) for o in opts), algorithm.name
     cfg.train.weight_prior = False
-    assert algorithms.adagrad(cfg, [nn.Parameter(torch.zeros(1))], 250).weight_decay == 0.0
+    assert optim.adagrad(cfg, [nn.Parameter(torch.zeros(1))], 250).weight_decay == 0.0
 
 
 def test_wake_steps_the_decoder_on_z_from_q_with_no_gradient_into_q():
