@@ -129,11 +129,15 @@ def preference(sweep: str | None) -> list[str]:
     return [] if not sweep or sweep == "all" else [s.strip() for s in sweep.split(",") if s.strip()]
 
 
-def select(df: pd.DataFrame, sweep: str | None, what: str) -> pd.DataFrame:
-    """Rows of the first sweep of the preference list that has any; else rows of every sweep."""
+def select(df: pd.DataFrame, sweep: str | None, what: str, by: list[str] | None = None) -> pd.DataFrame:
+    """Rows of the first sweep of the preference list that has any, per group of `by` columns (e.g. per panel:
+    a panel the first sweep lacks comes from the next); rows of every sweep only where no preferred sweep has any."""
     wanted = preference(sweep)
     if not wanted or df.empty:
         return df
+    if by and df.sweep.isin(wanted).any():
+        return pd.concat(g[g.sweep == next(s for s in wanted if (g.sweep == s).any())]
+                         for _, g in df[df.sweep.isin(wanted)].groupby(by))
     for s in wanted:
         if (df.sweep == s).any():
             return df[df.sweep == s]
@@ -145,7 +149,7 @@ def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2") -> pd.DataFrame:
     """Lower bounds of full-training-set runs on Figure 2's panels (other datasets, e.g. synthetic: any n_z)."""
     d = df[(df.metric == "lower_bound") & df.n_train.isna()]
     d = d[[PANELS.get(ds) is None or nz in PANELS[ds] for ds, nz in zip(d.dataset, d.n_z)]]
-    return select(d, sweep, "Figure 2")
+    return select(d, sweep, "Figure 2", by=["dataset", "n_z"])
 
 
 def fig3_rows(df: pd.DataFrame, sweep: str | None = "fig3") -> pd.DataFrame:

@@ -158,3 +158,11 @@ def test_mcem_samples_are_recounted_to_either_count(results):
     assert set(report.recount(new, runs, "datapoint").n_seen) == {30_000_000 // 16, 68_000_000 // 16}
     aevb = df[df.algorithm == "aevb"]
     assert report.recount(aevb, runs, "gradient").n_seen.tolist() == aevb.n_seen.tolist()
+
+
+def test_figure2_takes_each_panel_from_the_first_preferred_sweep_that_has_it(tmp_path):
+    fig2_runs(tmp_path)  # sweep fig2: mnist n_z 3 (aevb, wake-sleep), frey n_z 2
+    write_run(tmp_path, "fig2_1e7", "mnist", "aevb", 3, 0, curve({10_000_000: (-140, -141)}))
+    write_run(tmp_path, "other", "mnist", "aevb", 5, 0, curve({1_000_000: (-100, -100)}))
+    rows = report.fig2_rows(report.load_results(tmp_path), "fig2_1e7,fig2")
+    assert set(zip(rows.dataset, rows.n_z, rows.sweep)) == {("mnist", 3, "fig2_1e7"), ("frey", 2, "fig2")}
