@@ -12,7 +12,7 @@ import torch
 
 from conftest import SHARED_DATA, needs_data
 from reproduce.config import Binarize, Dataset, DatasetConfig, FreySplit
-from reproduce.data import load
+from reproduce.data import IMAGE_SHAPE, load
 
 ROOT = Path(os.environ.get("REPRODUCE_DATA", SHARED_DATA))
 MNIST_FILES = ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte")
@@ -40,7 +40,7 @@ def test_mnist_train_is_the_first_50000_of_the_training_file_and_test_the_test_f
     d = load(DatasetConfig(name=Dataset.mnist))
     np.testing.assert_array_equal(d.train.numpy(), train[:50_000] / np.float32(256))  # exact: k/256 in float32
     np.testing.assert_array_equal(d.test.numpy(), test / np.float32(256))
-    assert d.image_shape == (28, 28) and not d.binarize_dynamic
+    assert IMAGE_SHAPE["mnist"] == (28, 28) and not d.binarize_dynamic
     # a known frame: the first training image is a 5 with 166 non-zero pixels, brightest 255
     assert (train[0] > 0).sum() == 166 and d.train[0].max() == 255 / 256
 
@@ -51,7 +51,7 @@ def test_frey_frames_are_the_columns_of_ff_over_256_and_contiguous_holds_out_the
     d = load(DatasetConfig(name=Dataset.frey, frey_split=FreySplit.contiguous))
     np.testing.assert_array_equal(d.train.numpy(), ff[:1765] / np.float32(256))
     np.testing.assert_array_equal(d.test.numpy(), ff[1765:] / np.float32(256))
-    assert d.image_shape == (28, 20)
+    assert IMAGE_SHAPE["frey"] == (28, 20)
     first = load(DatasetConfig(name=Dataset.frey, frey_split=FreySplit.contiguous, n_train=100))
     np.testing.assert_array_equal(first.train.numpy(), ff[:100] / np.float32(256))  # n_train keeps the first
 
