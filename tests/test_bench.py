@@ -3,11 +3,14 @@ measured by the benchmark, not by tests). W&B stays off here: an in-process W&B 
 by the subprocess jobs of later tests."""
 import re
 
+import pytest
+
 from conftest import needs_data
 from reproduce import bench
 
 
 @needs_data("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/t10k-images-idx3-ubyte")
+@pytest.mark.slow  # 12 s: the bench end to end
 def test_bench_prints_step_table_is_rate_and_run_split(capsys, one_thread):
     bench.main(["--cases", "frey-nz10,mnist-nz20", "--seconds", "0.2", "--run-budget", "2000",
                 "--run-evals", "curves", "--run-wandb", "disabled", "--is-n", "10", "--is-k", "20", "--jobs", "2"])

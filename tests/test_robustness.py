@@ -88,7 +88,6 @@ def reproduce(tmp: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("overrides, message", [
     (["train.lr=inf"], "config value train.lr=inf is invalid: must be finite"),
-    (["train.lr=nan"], "config value train.lr=nan is invalid: must be finite"),
     (["train.budget=50"], "config value train.budget=50 is invalid: must be at least one minibatch (train.batch_size=100)"),
     (["dataset=synthetic", "train.batch_size=501"], "config value train.batch_size=501 is invalid: larger than the 500 training points of synthetic"),
 ])

@@ -2,6 +2,7 @@
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import reproduce_cmd
@@ -51,6 +52,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_and_reports_failures(tm
     assert sorted(m["status"] for m in metas) == ["done", "failed"]
 
 
+@pytest.mark.slow  # 12 s: submitit's local executor, the cluster path
 def test_submitit_local_launcher_runs_the_cluster_path(tmp_path):
     p = run(tmp_path, "-m", "launcher=submitit_local", "model.n_z=2,3", "log.wandb=offline")
     assert p.returncode == 0, p.stderr[-3000:]
