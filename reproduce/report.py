@@ -88,7 +88,9 @@ def mcem_count(algorithm: dict) -> dict:
     the decoder gradients per datapoint of one of its iterations (1 for every other algorithm)."""
     if algorithm.get("name") != "mcem":
         return {"count": "datapoint", "gradients": 1}
-    gradients = algorithm.get("n_leapfrog", 10) + 1 + algorithm.get("n_updates", 5)
+    from baselines.mcem import gradients_per_iteration
+
+    gradients = gradients_per_iteration(algorithm.get("n_leapfrog", 10), algorithm.get("n_updates", 5))
     return {"count": algorithm.get("count", WHEN_ABSENT["algorithm.count"]), "gradients": gradients}
 
 

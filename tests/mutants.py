@@ -106,7 +106,7 @@ MUTANTS: list[Mutant] = [
     # --- MCEM ---
     M("mcem_one_update", "baselines/mcem.py", "for _ in range(self.n_updates):", "for _ in range(1):", "one decoder update per iteration, not n_updates"),
     M("mcem_updates_default", "reproduce/config.py", "n_updates: int = 5", "n_updates: int = 1", "MCEM default 1 update instead of the paper's 5"),
-    M("mcem_count_gradients", "baselines/mcem.py", "self.count = a.n_leapfrog + 1 + a.n_updates", "self.count = a.n_leapfrog + a.n_updates",
+    M("mcem_count_gradients", "baselines/mcem.py", "return n_leapfrog + 1 + n_updates", "return n_leapfrog + n_updates",
       "MCEM's gradient count misses the leapfrog's extra gradient evaluation"),
     M("mcem_leapfrog_default", "reproduce/config.py", "n_leapfrog: int = 10", "n_leapfrog: int = 4", "MCEM with 4 leapfrog steps instead of 10"),
     M("mcem_not_persistent", "baselines/mcem.py",
