@@ -35,6 +35,12 @@ class Decoder(enum.Enum):
     gaussian = "gaussian"
 
 
+class LogVar(enum.Enum):
+    """Where the Gaussian decoder's per-pixel log sigma^2 comes from (the paper: "per-pixel log sigma^2 output")."""
+    output = "output"  # an output of the decoder MLP beside the means, so it depends on z (default)
+    bias = "bias"  # one learned value per pixel, the same for every z (anglepy's `bounded01` p(x|z), less its uniform mixture)
+
+
 class Estimator(enum.Enum):
     A = "A"  # eq. 6: every term sampled
     B = "B"  # eq. 10: analytic KL
@@ -102,12 +108,13 @@ class ModelConfig(Section):
     decoder: Decoder = Decoder.bernoulli
     init_std: float = 0.01  # every parameter ~ N(0, 0.01^2) (paper, sec. 5)
     min_log_var: float = -12.0  # Gaussian decoder: soft floor on log sigma^2 (paper silent; see models.py)
+    log_var: LogVar = LogVar.output  # Gaussian decoder: log sigma^2 depends on z (output) or not (bias)
 
     @classmethod
     def from_stored(cls, d: dict) -> "ModelConfig":
         """A job's stored (plain, resolved) model config back as a ModelConfig; keys newer than it keep defaults."""
         kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
-        return cls(**{**kw, "decoder": Decoder(kw.get("decoder", "bernoulli"))})
+        return cls(**{**kw, "decoder": Decoder(kw.get("decoder", "bernoulli")), "log_var": LogVar(kw.get("log_var", "output"))})
 
     def check(self) -> None:
         _check(self.n_z > 0, "model.n_z", self.n_z, "must be > 0")

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from reproduce.config import Decoder, ModelConfig
+from reproduce.config import Decoder, LogVar, ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -90,16 +90,19 @@ class GaussianDecoder(nn.Module):
     """p(x|z) = N(mu, diag sigma^2), mu = sigmoid(.) in (0, 1), per-pixel log sigma^2 output (appendix C.2).
 
     log sigma^2 is softly floored at `min_log_var` (min + softplus(raw - min)); the paper is silent, and
-    without a floor the variance of nearly constant pixels collapses and the bound diverges to +inf."""
+    without a floor the variance of nearly constant pixels collapses and the bound diverges to +inf.
+    `log_var=LogVar.bias` makes raw log sigma^2 one learned value per pixel, the same for every z."""
 
-    def __init__(self, n_z: int, n_hidden: int, n_x: int, min_log_var: float = -12.0):
+    def __init__(self, n_z: int, n_hidden: int, n_x: int, min_log_var: float = -12.0, log_var: LogVar = LogVar.output):
         super().__init__()
         self.hidden = nn.Linear(n_z, n_hidden)
-        self.out = nn.Linear(n_hidden, 2 * n_x)
+        self.out = nn.Linear(n_hidden, (2 if log_var is LogVar.output else 1) * n_x)
+        self.log_var_bias = nn.Parameter(torch.zeros(n_x)) if log_var is LogVar.bias else None  # [n_x]
         self.min_log_var = min_log_var
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = self.out(torch.tanh(self.hidden(z))).chunk(2, dim=-1)
+        out = self.out(torch.tanh(self.hidden(z)))  # [..., 2 n_x] (output) or [..., n_x] (bias)
+        a, b = (out, self.log_var_bias.expand_as(out)) if self.log_var_bias is not None else out.chunk(2, dim=-1)
         log_var = self.min_log_var + softplus(b - self.min_log_var)
         return torch.sigmoid(a), log_var  # [..., n_x] each
 
@@ -131,7 +134,7 @@ def build(cfg: ModelConfig, n_x: int) -> tuple[GaussianEncoder, nn.Module]:
     if cfg.decoder is Decoder.bernoulli:
         decoder: nn.Module = BernoulliDecoder(cfg.n_z, cfg.n_hidden, n_x)
     else:
-        decoder = GaussianDecoder(cfg.n_z, cfg.n_hidden, n_x, cfg.min_log_var)
+        decoder = GaussianDecoder(cfg.n_z, cfg.n_hidden, n_x, cfg.min_log_var, cfg.log_var)
     init_normal_(encoder, cfg.init_std)
     init_normal_(decoder, cfg.init_std)
     return encoder, decoder

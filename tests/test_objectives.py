@@ -85,6 +85,23 @@ def test_gaussian_decoder_log_var_floor():
     assert (dec(torch.zeros(1, 2))[1] >= -5.0).all()
 
 
+def test_gaussian_decoder_bias_log_var_is_one_learned_value_per_pixel():
+    """model.log_var=bias: log p(x|z) is N(x; sigmoid(W tanh(.) + b), exp(floored bias)), the same variance for
+    every z (oracle: torch.distributions.Normal), and the bias gets the gradient of every pixel's density."""
+    from reproduce.config import LogVar
+    dec = GaussianDecoder(2, 3, 4, min_log_var=-5.0, log_var=LogVar.bias)
+    with torch.no_grad():
+        dec.log_var_bias.copy_(torch.tensor([-1.0, 0.0, 0.5, -7.0]))
+    z, x = torch.randn(6, 2), torch.rand(6, 4)
+    mu = torch.sigmoid(dec.out(torch.tanh(dec.hidden(z))))
+    log_var = -5.0 + torch.nn.functional.softplus(dec.log_var_bias + 5.0)  # the soft floor, via torch's softplus
+    ref = torch.distributions.Normal(mu, (0.5 * log_var).exp()).log_prob(x).sum(-1)
+    torch.testing.assert_close(dec.log_prob(x, z), ref)
+    assert (dec(z)[1] == dec(z[:1])[1]).all() and dec.out.out_features == 4
+    dec.log_prob(x, z).sum().backward()
+    assert (dec.log_var_bias.grad != 0).all()
+
+
 def test_softplus_matches_torch_in_value_and_gradient():
     y = torch.cat([torch.linspace(-60, 60, 241), torch.tensor([-1e4, 0.0, 1e4])]).requires_grad_()
     ours, ref = softplus(y), torch.logaddexp(y, torch.zeros(()))  # F.softplus is linear above 20
