@@ -39,7 +39,7 @@ MANIFOLD_SIZE = {"frey": 10, "mnist": 20}  # Figure 4's grids
 SAMPLE_NZ = (2, 5, 10, 20)  # Figure 5's panels
 ML_METRICS = ("marginal_ll_hmc", "marginal_ll_is")  # Figure 3, in order of preference
 FIGURES = {"fig2": "figure2", "fig3": "figure3", "fig45": "figures 4 and 5"}
-SWEEPS = {"fig2": "fig2_1e7,fig2", "fig3": "fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure
+SWEEPS = {"fig2": "fig2_1e7,fig2", "fig3": "fig3_1e7,fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure
 COUNTS = {"gradient": "decoder gradients", "datapoint": "datapoints per iteration"}
 
 
@@ -78,9 +78,9 @@ def load_runs(results: Path) -> pd.DataFrame:
         rows.append({"run_id": p.stem, "sweep": p.parent.name, "status": meta.get("status"),
                      "dataset": cfg["dataset"]["name"], "algorithm": algorithm.get("name"),
                      "n_z": int(cfg["model"]["n_z"]), "seed": cfg.get("seed", 0), "model": cfg["model"],
-                     "weights": weights if weights.exists() else None, **mcem_count(algorithm)})
+                     "weights": weights if weights.exists() else None, "wall_s": meta.get("wall_s"), **mcem_count(algorithm)})
     return pd.DataFrame(rows, columns=["run_id", "sweep", "status", "dataset", "algorithm", "n_z", "seed", "model", "weights",
-                                       "count", "gradients"])
+                                       "wall_s", "count", "gradients"])
 
 
 def mcem_count(algorithm: dict) -> dict:
@@ -481,6 +481,42 @@ def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None
     return [path]
 
 
+def fig3_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, runs: pd.DataFrame) -> list[Path]:
+    """<out>/figure3_table.md: each Figure 3 curve at its last point, HMC and IS log p(x) (train / test), the
+    paper's value at the same samples seen and at its own last point, and the run's wall time."""
+    d = select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, "Figure 3 table")
+    if d.empty:
+        return []
+    d = recount(d, runs, "gradient")
+    wall = runs.set_index("run_id").wall_s
+    lines = ["# Figure 3 at each curve's last point", "",
+             "Marginal log-likelihood per datapoint, MNIST, the HMC estimator (appendix D) and IS; MCEM's samples count "
+             "decoder gradients. Paper: its value at our last point where it has one, and at its own last point.", "",
+             "| N_train | algorithm | n_z | seeds | samples | split | HMC | IS | paper here | paper last (samples) | wall (min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (n_train, algorithm, n_z), g in sorted(d.groupby(["n_train", "algorithm", "n_z"]), key=lambda kv: (kv[0][0], list(PALETTE).index(kv[0][1]) if kv[0][1] in PALETTE else 99, kv[0][2])):
+        last = g[g.n_seen == g.groupby("run_id").n_seen.transform("max")]
+        for split in SPLITS:
+            at = last[last.split == split]
+            est = {m: at[at.metric == m].value for m in ML_METRICS}
+            fmt = lambda v: "" if v.empty else f"{v.mean():.1f}" + (f" ± {v.std():.1f}" if len(v) > 1 else "")  # noqa: E731
+            n_seen, first = int(at.n_seen.max()), int(at.n_seen.min())
+            here = paper_value(ref, "mnist", algorithm, n_z, int(n_train), split, "marginal_ll", n_seen)
+            final = ref[(ref.figure == "fig3") & (ref.n_train == n_train) & (ref.algorithm == algorithm)
+                        & (ref.n_z == n_z) & (ref.split == split)].sort_values("n_seen").tail(1)
+            paper_last = "" if final.empty else f"{final.value.iloc[0]:g} ({final.n_seen.iloc[0]:.2g})"
+            minutes = wall.reindex(at.run_id.unique()).astype(float) / 60
+            lines.append(f"| {n_train} | {algorithm} | {n_z} | {at.run_id.nunique()} | "
+                         f"{f'{first:.3g}–' if first != n_seen else ''}{n_seen:.3g} | {split} | "
+                         f"{fmt(est['marginal_ll_hmc'])} | {fmt(est['marginal_ll_is'])} | {'' if here is None else f'{here:g}'} | "
+                         f"{paper_last} | {minutes.mean():.0f} |")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "figure3_table.md"
+    path.write_text("\n".join(lines) + "\n")
+    note(f"wrote {path}")
+    return [path]
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 def default_results(mine: Path = Path("runs"), published: Path = Path("results")) -> Path:
     """Your runs (the default log.results_dir) when there are any, else the results this repository publishes."""
@@ -516,6 +552,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
                "figure5": figure5(runs, out, args.fig45_sweep, args.seed),
                "comparison": comparison(df, ref, out, sweeps, args.tol, runs),
                "figure2_table": fig2_table(df, ref, out, args.fig2_sweep),
+               "figure3_table": fig3_table(df, ref, out, args.fig3_sweep, runs),
                "claims": claims.write(df, runs, ref, out, sweeps)}
     if (df.algorithm == "full_vb").any():  # beyond the paper: only where such runs exist
         written["figure_full_vb"] = figure_full_vb(df, out)
