@@ -111,6 +111,17 @@ def test_softplus_matches_torch_in_value_and_gradient():
     assert torch.autograd.gradcheck(softplus, torch.randn(7).mul(5).requires_grad_())
 
 
+def test_tanh_matches_torch_in_value_and_gradient():
+    from reproduce.models import tanh
+    y = torch.cat([torch.linspace(-30, 30, 6001), torch.tensor([-1e4, 0.0, 1e-9, 1e4])]).double().requires_grad_()
+    torch.testing.assert_close(tanh(y), torch.tanh(y), atol=1e-15, rtol=1e-12)
+    (g,) = torch.autograd.grad(tanh(y).sum(), y)
+    torch.testing.assert_close(g, 1 - torch.tanh(y.detach()).square())
+    assert torch.autograd.gradcheck(tanh, torch.randn(7, dtype=torch.float64).mul(3).requires_grad_())
+    y32 = torch.linspace(-30, 30, 100_001, dtype=torch.float32)
+    assert (tanh(y32).double() - torch.tanh(y32.double())).abs().max() < 2e-7  # the docstring's bound
+
+
 def test_softplus_float32_error_is_that_of_torch():
     y = torch.linspace(-30, 30, 10_001, dtype=torch.float32)
     exact = torch.logaddexp(y.double(), torch.zeros((), dtype=torch.float64))
