@@ -236,6 +236,7 @@ class EvalConfig(Section):
     every: Optional[int] = None  # evaluate every this many samples instead (Fig. 3's linear axis)
     train_subset: Optional[int] = None  # None: the whole training set; else its first n points
     chunk: int = 1000  # datapoints per forward pass (speed only: not part of a job's identity)
+    compile: bool = False  # IS log p(x) through torch.compile (speed only; pays from ~1e7 datapoint-samples, README)
     is_k: int = 100  # importance samples for marginal_ll_is at intermediate points (0: off)
     is_k_final: int = 5000  # ... and at the last point (the standard k = 5000)
     is_subset: Optional[int] = 10_000  # IS on the first n points of each split (None: all; 10k = MNIST test)

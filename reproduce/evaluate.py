@@ -47,7 +47,7 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
             lower_bound, mu = marginal_likelihood.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
             out[(split, "lower_bound")] = lower_bound.mean().item()
             if is_k and (split != "train" or e.is_train):
-                out[(split, "marginal_ll_is")] = marginal_likelihood.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g).mean().item()
+                out[(split, "marginal_ll_is")] = marginal_likelihood.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g, compiled=e.compile).mean().item()
             if e.active_units:
                 out[(split, "active_units")] = float(marginal_likelihood.active_units(mu))
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Settings that say how a job runs or where its outputs go, not what it computes: left out of its identity.
 NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_every", "train.compile", "train.cuda_graph",
-                "eval.chunk")
+                "eval.chunk", "eval.compile")
 # Where a job runs: held at these values inside the identity (the values every published run was made with),
 # so that run ids made before these keys left the identity stay valid.
 PLACE = {"dataset.root": None, "device": "cpu"}

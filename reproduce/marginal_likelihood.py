@@ -2,6 +2,7 @@
 appendix D) and active units; under no_grad and in chunks. They take models, never an algorithm."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -48,34 +49,48 @@ def default_max_elements(device: torch.device) -> int:
     return 2**25 if device.type == "cuda" else 2**17
 
 
-def log_importance_weights(encoder, decoder, x: torch.Tensor, k: int, generator=None) -> torch.Tensor:
+def log_importance_weights(encoder, decoder, x: torch.Tensor, k: int, generator=None, eps=None) -> torch.Tensor:
     """log w = log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x) (Burda et al. 2015, eq. 8); [B, n_x] -> [k, B]."""
     mu, log_var = encoder(x)  # [B, n_z]
-    z = reparameterize(mu, log_var, k, generator)  # [k, B, n_z]
+    z = reparameterize(mu, log_var, k, generator, eps)  # [k, B, n_z]
     log_px_z, log_pz = decoder.log_prob(x, z), standard_normal_log_prob(z)  # [k, B] each
     return log_px_z + log_pz - gaussian_log_prob(z, mu, log_var)
 
 
-def _log_px_is_chunk(encoder, decoder, x: torch.Tensor, k: int, k_chunk: int, generator=None) -> torch.Tensor:
-    """log (1/k) sum_i w_i for one chunk of datapoints, streaming logsumexp over chunks of the k samples."""
-    log_sum_w = torch.full(x.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B]
+def log_sum_w(encoder, decoder, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """log sum_i w_i over one chunk of samples, eps [k_chunk, B, n_z] drawn outside so that it compiles; -> [B]."""
+    return log_importance_weights(encoder, decoder, x, len(eps), eps=eps).logsumexp(0)
+
+
+@functools.cache
+def compiled_log_sum_w():
+    """log_sum_w through torch.compile, one fused kernel for the elementwise work around the decoder's matmuls."""
+    return torch.compile(log_sum_w, dynamic=False)
+
+
+def _log_px_is_chunk(encoder, decoder, x: torch.Tensor, k: int, k_chunk: int, generator=None, compiled: bool = False):
+    """log (1/k) sum_i w_i for one chunk of datapoints, streaming logsumexp over chunks of the k samples; -> [B]."""
+    fn = compiled_log_sum_w() if compiled else log_sum_w
+    n_z = encoder(x[:1])[0].shape[-1]
+    log_sum = torch.full(x.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B]
     for start in range(0, k, k_chunk):
-        log_w = log_importance_weights(encoder, decoder, x, min(k_chunk, k - start), generator)  # [k_chunk, B]
-        log_sum_w = torch.logaddexp(log_sum_w, log_w.logsumexp(0))  # stable: no exp of an unshifted weight
-    return log_sum_w - math.log(k)
+        eps = torch.randn((min(k_chunk, k - start), len(x), n_z), generator=generator, device=x.device, dtype=x.dtype)
+        log_sum = torch.logaddexp(log_sum, fn(encoder, decoder, x, eps))  # stable: no exp of an unshifted weight
+    return log_sum - math.log(k)
 
 
 @torch.no_grad()
 def log_px_is(
-    encoder, decoder, x: torch.Tensor, k: int = 5000, max_elements: int | None = None, generator=None
+    encoder, decoder, x: torch.Tensor, k: int = 5000, max_elements: int | None = None, generator=None, compiled: bool = False
 ) -> torch.Tensor:
     """Importance-sampled log p(x) with q(z|x) as proposal (the IWAE bound L_k, Burda et al. 2015); -> [N].
 
     E log (1/k) sum_i p(x, z_i) / q(z_i|x) lies between the ELBO (k = 1) and log p(x), rising with k;
-    k = 5000 is the standard evaluation. Memory is bounded by max_elements of the decoder output."""
+    k = 5000 is the standard evaluation. Memory is bounded by max_elements of the decoder output.
+    compiled: the inner chunk through torch.compile (eval.compile; a few seconds to compile, see README)."""
     max_elements = max_elements or default_max_elements(x.device)
     b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
-    return torch.cat([_log_px_is_chunk(encoder, decoder, xc, k, k_chunk, generator) for xc in x.split(b_chunk)])
+    return torch.cat([_log_px_is_chunk(encoder, decoder, xc, k, k_chunk, generator, compiled) for xc in x.split(b_chunk)])
 
 
 def kde_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, factor: float | None = None, jitter: float = 1e-6):

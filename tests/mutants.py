@@ -144,7 +144,7 @@ MUTANTS: list[Mutant] = [
     M("adapt_sign", "reproduce/hmc.py", "torch.exp(rate * (accept_prob - target))", "torch.exp(rate * (target - accept_prob))",
       "step size adapted away from the target acceptance"),
     # --- estimators and evaluation ---
-    M("is_log_k_chunk", "reproduce/marginal_likelihood.py", "return log_sum_w - math.log(k)", "return log_sum_w - math.log(k_chunk)",
+    M("is_log_k_chunk", "reproduce/marginal_likelihood.py", "return log_sum - math.log(k)", "return log_sum - math.log(k_chunk)",
       "IS normalised by the chunk's k"),
     M("elbo_plus_kl", "reproduce/marginal_likelihood.py", "out.append(decoder.log_prob(xc, z).mean(0) - gaussian_kl(mu, log_var))",
       "out.append(decoder.log_prob(xc, z).mean(0) + gaussian_kl(mu, log_var))", "evaluated bound adds the KL"),
