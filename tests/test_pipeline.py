@@ -72,7 +72,7 @@ def rows(tmp: Path) -> pd.DataFrame:
 def test_kill_and_rerun_resumes_exactly(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    finish(reproduce(a, *JOB))
+    whole = reproduce(a, *JOB)  # the uninterrupted job, on the other core meanwhile
     p = reproduce(b, *JOB, "log.wandb=offline", start_new_session=True)
     deadline = time.time() + 120
     while not list((b / "ckpt").rglob("*.pt")) and time.time() < deadline:
@@ -81,6 +81,7 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert list((b / "ckpt").rglob("*.pt")), "the job finished before it could be killed"
+    finish(whole)
     out = finish(reproduce(b, *JOB, "log.wandb=offline"))
     assert "resuming" in out
     pd.testing.assert_frame_equal(rows(a), rows(b))
