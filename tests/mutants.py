@@ -144,6 +144,12 @@ MUTANTS: list[Mutant] = [
     M("adapt_sign", "reproduce/hmc.py", "torch.exp(rate * (accept_prob - target))", "torch.exp(rate * (target - accept_prob))",
       "step size adapted away from the target acceptance"),
     # --- estimators and evaluation ---
+    M("tanh_half_slope", "reproduce/models.py", "return torch.sigmoid(y * 2).mul_(2).sub_(1)",
+      "return torch.sigmoid(y).mul_(2).sub_(1)", "tanh written as 2 sigmoid(y) - 1 (half the slope)"),
+    M("gaussian_log_var_bias_ignored", "reproduce/models.py",
+      "a, b = (out, self.log_var_bias.expand_as(out)) if self.log_var_bias is not None else out.chunk(2, dim=-1)",
+      "a, b = (out, torch.zeros_like(out)) if self.log_var_bias is not None else out.chunk(2, dim=-1)",
+      "model.log_var=bias ignores its learned log-variances"),
     M("is_log_k_chunk", "reproduce/marginal_likelihood.py", "return log_sum - math.log(k)", "return log_sum - math.log(k_chunk)",
       "IS normalised by the chunk's k"),
     M("elbo_plus_kl", "reproduce/marginal_likelihood.py", "out.append(decoder.log_prob(xc, z).mean(0) - gaussian_kl(mu, log_var))",
