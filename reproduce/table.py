@@ -15,8 +15,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from reproduce.jobs import flatten
+from reproduce.jobs import flatten, plain, stored_config
 from reproduce.report import SPLITS, load_reference, paper_value
+
+
+def resolved(stored: dict) -> dict:
+    """A stored config flattened, with keys newer than it at the values it ran with (jobs.stored_config)."""
+    try:
+        return flatten(plain(stored_config(stored)))
+    except Exception:  # not a config of this schema: match on what it holds
+        return flatten(stored)
 
 
 def runs_matching(results: Path, sweeps: list[str], where: dict[str, str]) -> list[tuple[str, dict]]:
@@ -24,7 +32,7 @@ def runs_matching(results: Path, sweeps: list[str], where: dict[str, str]) -> li
     out = []
     for sweep in sweeps:
         for meta in sorted((results / sweep).glob("*.yaml")):
-            cfg = flatten((yaml.safe_load(meta.read_text()) or {}).get("config") or {})
+            cfg = resolved((yaml.safe_load(meta.read_text()) or {}).get("config") or {})
             parquet = meta.with_suffix(".parquet")
             if parquet.exists() and all(str(cfg.get(k)) == v for k, v in where.items()):
                 out.append((str(parquet), cfg))

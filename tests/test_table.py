@@ -24,3 +24,10 @@ def test_table_rows_values_and_the_papers_row(tmp_path, capsys):
 def test_table_without_matching_runs_says_so(tmp_path):
     with pytest.raises(SystemExit, match="no runs"):
         table.main(["--results", str(tmp_path), "--sweeps", "none", "--by", "seed"])
+
+
+def test_settings_newer_than_a_run_show_the_value_it_ran_with(tmp_path, capsys):
+    root = tmp_path / "results"
+    write_run(root, "old", "frey", "aevb", 10, 0, curve({100_000: (700, 701)}))  # stored without model.log_var
+    table.main(["--results", str(root), "--sweeps", "old", "--by", "model.log_var", "--points", "1e5"])
+    assert capsys.readouterr().out.splitlines()[2] == "| output | old | 700.0 / 701.0 |"
