@@ -113,8 +113,9 @@ class ModelConfig(Section):
     @classmethod
     def from_stored(cls, d: dict) -> "ModelConfig":
         """A job's stored (plain, resolved) model config back as a ModelConfig; keys newer than it keep defaults."""
-        kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
-        return cls(**{**kw, "decoder": Decoder(kw.get("decoder", "bernoulli")), "log_var": LogVar(kw.get("log_var", "output"))})
+        enums = {f.name: type(f.default) for f in dataclasses.fields(cls) if isinstance(f.default, enum.Enum)}
+        return cls(**{f.name: enums[f.name](d[f.name]) if f.name in enums else d[f.name]
+                      for f in dataclasses.fields(cls) if f.name in d})
 
     def check(self) -> None:
         _check(self.n_z > 0, "model.n_z", self.n_z, "must be > 0")

@@ -68,10 +68,10 @@ def compiled_log_sum_w():
     return torch.compile(log_sum_w, dynamic=False)
 
 
-def _log_px_is_chunk(encoder, decoder, x: torch.Tensor, k: int, k_chunk: int, generator=None, compiled: bool = False):
+def _log_px_is_chunk(encoder, decoder, x: torch.Tensor, n_z: int, k: int, k_chunk: int, generator=None,
+                     compiled: bool = False) -> torch.Tensor:
     """log (1/k) sum_i w_i for one chunk of datapoints, streaming logsumexp over chunks of the k samples; -> [B]."""
     fn = compiled_log_sum_w() if compiled else log_sum_w
-    n_z = encoder(x[:1])[0].shape[-1]
     log_sum = torch.full(x.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B]
     for start in range(0, k, k_chunk):
         eps = torch.randn((min(k_chunk, k - start), len(x), n_z), generator=generator, device=x.device, dtype=x.dtype)
@@ -90,7 +90,8 @@ def log_px_is(
     compiled: the inner chunk through torch.compile (eval.compile; a few seconds to compile, see README)."""
     max_elements = max_elements or default_max_elements(x.device)
     b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
-    return torch.cat([_log_px_is_chunk(encoder, decoder, xc, k, k_chunk, generator, compiled) for xc in x.split(b_chunk)])
+    n_z = encoder(x[:1])[0].shape[-1]
+    return torch.cat([_log_px_is_chunk(encoder, decoder, xc, n_z, k, k_chunk, generator, compiled) for xc in x.split(b_chunk)])
 
 
 def kde_log_prob(z_fit: torch.Tensor, z_eval: torch.Tensor, factor: float | None = None, jitter: float = 1e-6):

@@ -111,6 +111,15 @@ def load_reference(path: Path | None = None) -> pd.DataFrame:
         return pd.read_csv(f, dtype={"n_train": "Int64"})
 
 
+def nearest(n_seen, point: float, tol: float = 1.1) -> int | None:
+    """Position of the entry of n_seen nearest `point` samples seen on a log axis, or None beyond a factor tol."""
+    dist = np.abs(np.log(np.clip(np.asarray(n_seen, dtype=float), 1, None) / max(point, 1)))
+    if dist.size == 0:
+        return None
+    i = int(dist.argmin())
+    return i if dist[i] <= math.log(tol) else None
+
+
 def paper_value(ref: pd.DataFrame, dataset: str, algorithm: str, n_z: int, n_train: int | None, split: str, metric: str,
                 n_seen: int, tol: float = 1.1) -> float | None:
     """The paper's value for one curve at its point nearest n_seen (within x tol), or None: Figure 2's
@@ -120,10 +129,8 @@ def paper_value(ref: pd.DataFrame, dataset: str, algorithm: str, n_z: int, n_tra
     else:
         want = ref[(ref.figure == "fig3") & (ref.n_train == n_train) & (ref.metric == "marginal_ll") & metric.startswith("marginal_ll")]
     want = want[(want.dataset == dataset) & (want.algorithm == algorithm) & (want.n_z == n_z) & (want.split == split)]
-    if want.empty:
-        return None
-    dist = np.abs(np.log(want.n_seen.to_numpy() / max(n_seen, 1)))
-    return float(want.value.iloc[dist.argmin()]) if dist.min() <= math.log(tol) else None
+    i = nearest(want.n_seen, n_seen, tol)
+    return None if i is None else float(want.value.iloc[i])
 
 
 def preference(sweep: str | None) -> list[str]:
@@ -154,9 +161,14 @@ def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2") -> pd.DataFrame:
     return select(d, sweep, "Figure 2", by=["dataset", "n_z"])
 
 
+def fig3_estimates(df: pd.DataFrame, sweep: str | None, what: str = "Figure 3") -> pd.DataFrame:
+    """Every marginal-likelihood estimate (HMC and IS) of MNIST runs on a training subset, of the preferred sweep."""
+    return select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, what)
+
+
 def fig3_rows(df: pd.DataFrame, sweep: str | None = "fig3") -> pd.DataFrame:
     """Marginal likelihoods of MNIST runs on a training subset: per run the HMC estimate, else the IS one."""
-    d = select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, "Figure 3")
+    d = fig3_estimates(df, sweep)
     if d.empty:
         return d
     has_hmc = d.groupby("run_id").metric.transform(lambda m: (m == ML_METRICS[0]).any())
@@ -402,9 +414,8 @@ def compare(df: pd.DataFrame, ref: pd.DataFrame, sweeps: dict[str, str | None] |
             continue
         hits = []
         for _, run in m.groupby("run_id"):
-            dist = np.abs(np.log(run.n_seen.clip(lower=1).to_numpy() / r.n_seen))
-            i = int(dist.argmin())
-            if dist[i] <= math.log(tol):
+            i = nearest(run.n_seen, r.n_seen, tol)
+            if i is not None:
                 hits.append(run.iloc[i])
         if not hits:
             missed += 1
@@ -484,7 +495,7 @@ def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None
 def fig3_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, runs: pd.DataFrame) -> list[Path]:
     """<out>/figure3_table.md: each Figure 3 curve at its last point, HMC and IS log p(x) (train / test), the
     paper's value at the same samples seen and at its own last point, and the run's wall time."""
-    d = select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, "Figure 3 table")
+    d = fig3_estimates(df, sweep, "Figure 3 table")
     if d.empty:
         return []
     d = recount(d, runs, "gradient")
@@ -494,7 +505,13 @@ def fig3_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None
              "decoder gradients. Paper: its value at our last point where it has one, and at its own last point.", "",
              "| N_train | algorithm | n_z | seeds | samples | split | HMC | IS | paper here | paper last (samples) | wall (min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (n_train, algorithm, n_z), g in sorted(d.groupby(["n_train", "algorithm", "n_z"]), key=lambda kv: (kv[0][0], list(PALETTE).index(kv[0][1]) if kv[0][1] in PALETTE else 99, kv[0][2])):
+    order = {a: i for i, a in enumerate(PALETTE)}  # the paper's algorithm order; others after
+
+    def key(group) -> tuple:
+        (n_train, algorithm, n_z), _ = group
+        return n_train, order.get(algorithm, len(order)), n_z
+
+    for (n_train, algorithm, n_z), g in sorted(d.groupby(["n_train", "algorithm", "n_z"]), key=key):
         last = g[g.n_seen == g.groupby("run_id").n_seen.transform("max")]
         for split in SPLITS:
             at = last[last.split == split]

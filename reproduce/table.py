@@ -9,14 +9,13 @@ comparison. Runs are read from <results>/<sweep>/<run_id>.{yaml,parquet}, finish
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from reproduce.jobs import flatten, plain, stored_config
-from reproduce.report import SPLITS, load_reference, paper_value
+from reproduce.report import SPLITS, load_reference, nearest, paper_value
 
 
 def resolved(stored: dict) -> dict:
@@ -41,10 +40,8 @@ def runs_matching(results: Path, sweeps: list[str], where: dict[str, str]) -> li
 
 def at(curve: pd.DataFrame, point: float, tol: float = 1.1) -> float | None:
     """The value at the evaluation nearest `point` samples seen, within a factor tol; else None."""
-    if curve.empty:
-        return None
-    dist = (curve.n_seen.astype(float) / point).map(math.log).abs()
-    return float(curve.value.iloc[dist.argmin()]) if dist.min() <= math.log(tol) else None
+    i = nearest(curve.n_seen, point, tol)
+    return None if i is None else float(curve.value.iloc[i])
 
 
 def table(results: Path, sweeps: list[str], where: dict[str, str], by: list[str], points: list[float],

@@ -52,9 +52,9 @@ def test_elbo_is_unbiased_for_the_analytic_bound_and_does_not_depend_on_chunk():
 def test_streaming_logsumexp_matches_one_pass():
     model, x, _ = setup(n=20)
     enc = poor_posterior(model)
-    one = _log_px_is_chunk(enc, model, x, 96, 96, torch.Generator().manual_seed(1))
+    one = _log_px_is_chunk(enc, model, x, enc(x)[0].shape[-1], 96, 96, torch.Generator().manual_seed(1))
     # the same draws in 12 chunks of 8 (CPU randn fills blocks of 16 numbers, so 8 x 20 x 2 keeps the stream)
-    streamed = _log_px_is_chunk(enc, model, x, 96, 8, torch.Generator().manual_seed(1))
+    streamed = _log_px_is_chunk(enc, model, x, enc(x)[0].shape[-1], 96, 8, torch.Generator().manual_seed(1))
     torch.testing.assert_close(streamed, one)
 
 
