@@ -22,7 +22,7 @@ def resolved(stored: dict) -> dict:
     """A stored config flattened, with keys newer than it at the values it ran with (jobs.stored_config)."""
     try:
         return flatten(plain(stored_config(stored)))
-    except Exception:  # not a config of this schema: match on what it holds
+    except (KeyError, ValueError, TypeError):  # not a config of this schema: match on what it holds
         return flatten(stored)
 
 
