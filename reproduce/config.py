@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
@@ -55,6 +56,12 @@ class QUpdate(enum.Enum):  # RWS: which phase updates q
 class MCEMCount(enum.Enum):  # what Figure 3's x axis counts for MCEM (README, "MCEM's x axis")
     datapoint = "datapoint"  # one sample per minibatch datapoint per iteration, as AEVB
     gradient = "gradient"  # one per decoder gradient evaluation per datapoint (leapfrog steps + updates)
+
+
+class Precision(enum.Enum):
+    """The training step's matrix products (train.precision); evaluation is float32 whatever the setting."""
+    fp32 = "fp32"
+    bf16 = "bf16"  # bfloat16 matrix products (torch.autocast); float32 weights, Adagrad state, reductions
 
 
 class WandbMode(enum.Enum):
@@ -213,6 +220,7 @@ class TrainConfig(Section):
     compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; see README, Performance)
     compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs of the loss) | ...
     cuda_graph: bool = False  # AEVB on CUDA: the whole step captured once as a CUDA graph (reproduce/graphed.py)
+    precision: Precision = Precision.fp32  # the step's matrix products: fp32, or bf16 (CPUs with AVX512_BF16/AMX, GPUs)
 
     def check(self) -> None:
         _check(self.budget > 0, "train.budget", self.budget, "must be > 0")
@@ -290,9 +298,24 @@ class Config:
             torch.device(self.device)
         except RuntimeError:
             _check(False, "device", self.device, "not a torch device (cpu, cuda, cuda:1, mps, ...)")
+        if self.train.precision is Precision.bf16:
+            _check(self.algorithm.name != "mcem", "train.precision", "bf16",
+                   "MCEM's HMC accept/reject needs float32 energies: use train.precision=fp32 with algorithm=mcem")
+            if torch.device(self.device).type == "cpu" and not cpu_has_bf16_units():
+                warnings.warn("train.precision=bf16 on a CPU without bfloat16 matrix units (no avx512_bf16 or amx_bf16 "
+                              "flag): bfloat16 is emulated there and slower than fp32", stacklevel=2)
         if self.train.cuda_graph:
             _check(torch.device(self.device).type == "cuda", "train.cuda_graph", True, f"needs a CUDA device (device={self.device})")
             _check(self.algorithm.name == "aevb", "train.cuda_graph", True, f"captures the AEVB step only (algorithm={self.algorithm.name})")
+
+
+def cpu_has_bf16_units() -> bool:
+    """The CPU has bfloat16 matrix instructions (the avx512_bf16 or amx_bf16 flag of /proc/cpuinfo)."""
+    try:
+        flags = open("/proc/cpuinfo").read().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_device(device: str) -> None:

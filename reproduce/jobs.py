@@ -27,6 +27,9 @@ NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_ev
 PLACE = {"dataset.root": None, "device": "cpu"}
 # The value of a key for jobs stored before the key existed, where today's default differs from what they ran.
 WHEN_ABSENT = {"algorithm.count": "datapoint"}
+# Keys left out of the run id's digest while at these values (keys added after runs were published with them), so
+# that a job's id, and the checkpoint it resumes from, stay the same across that addition.
+DIGEST_OMITS = {"train.precision": "fp32"}
 # Command-line overrides that choose neither what a job is nor are config keys of it.
 NOT_IN_NAME = ("sweep", "launcher", "hydra.")
 
@@ -95,7 +98,8 @@ def run_prefix(cfg: Config) -> str:
 
 def run_id(cfg: Config) -> str:
     """Readable and keyed by the job's identity: the same job has the same id wherever it runs."""
-    digest = hashlib.sha1(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    keyed = {k: v for k, v in identity(cfg).items() if DIGEST_OMITS.get(k, object()) != v}
+    digest = hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:8]
     return f"{run_prefix(cfg)}-{digest}"
 
 

@@ -67,6 +67,13 @@ def tanh(y: torch.Tensor) -> torch.Tensor:
     return _Tanh.apply(y)
 
 
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) in the layer's own dtype: a no-op normally; under train.precision=bf16 (torch.autocast runs the
+    product in bfloat16) it brings the output back to float32, so that activations, log-likelihood sums, the KL
+    and every other reduction stay float32."""
+    return layer(x).to(layer.weight.dtype)
+
+
 def init_normal_(module: nn.Module, std: float) -> None:
     """Every parameter ~ N(0, std^2), weights and biases alike (sec. 5: std 0.01)."""
     for p in module.parameters():
@@ -82,7 +89,7 @@ class GaussianEncoder(nn.Module):
         self.out = nn.Linear(n_hidden, 2 * n_z)  # mu and log sigma^2 in one matmul
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_var = self.out(tanh(self.hidden(x))).chunk(2, dim=-1)
+        mu, log_var = linear(self.out, tanh(linear(self.hidden, x))).chunk(2, dim=-1)
         return mu, log_var  # [B, n_z] each
 
     def log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +107,7 @@ class BernoulliDecoder(nn.Module):
         self.out = nn.Linear(n_hidden, n_x)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.out(tanh(self.hidden(z)))  # [..., n_x]
+        return linear(self.out, tanh(linear(self.hidden, z)))  # [..., n_x]
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) = sum_i x_i log y_i + (1 - x_i) log(1 - y_i); -> [...]."""
@@ -129,7 +136,7 @@ class GaussianDecoder(nn.Module):
         self.min_log_var = min_log_var
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.out(tanh(self.hidden(z)))  # [..., 2 n_x] (output) or [..., n_x] (bias)
+        out = linear(self.out, tanh(linear(self.hidden, z)))  # [..., 2 n_x] (output) or [..., n_x] (bias)
         a, b = (out, self.log_var_bias.expand_as(out)) if self.log_var_bias is not None else out.chunk(2, dim=-1)
         log_var = self.min_log_var + softplus(b - self.min_log_var)
         return torch.sigmoid(a), log_var  # [..., n_x] each

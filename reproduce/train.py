@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from reproduce import algorithms, data as data_mod, graphed, models
-from reproduce.config import Config, check_device
+from reproduce.config import Config, Precision, check_device
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.jobs import Job, atomic_write
 from reproduce.sinks import Sinks, row
@@ -143,6 +143,12 @@ def plain_step(algorithm, train_x: torch.Tensor, M: int, dynamic: bool, gen: tor
     return step
 
 
+def autocast(cfg: Config):
+    """The step's matrix products in bfloat16 under train.precision=bf16 (float32 weights, optimizer state and
+    reductions: models.py casts every Linear output back to float32); a no-op context under fp32."""
+    return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.train.precision is Precision.bf16)
+
+
 def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, state: TrainState, sinks: Sinks) -> dict:
     """Sec. 5: M random training points per step, n_seen += M (x count); evaluation and checkpoints by n_seen."""
     M, budget = cfg.train.batch_size, cfg.train.budget
@@ -156,7 +162,8 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, sta
     # one training step: the plain one, or the same draws and update replayed from one CUDA graph
     take_step = (graphed.GraphedStep if cfg.train.cuda_graph else plain_step)(algorithm, train_x, M, dynamic, gen)
     while points:
-        metrics = take_step()
+        with autocast(cfg):
+            metrics = take_step()
         state.n_seen, step = state.n_seen + per_step, step + 1
         if step % cfg.train.log_every == 0:
             m = {k: v.item() for k, v in metrics.items()}  # the loop's only host sync between evaluations

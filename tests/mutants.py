@@ -191,6 +191,13 @@ MUTANTS: list[Mutant] = [
     M("minibatch_no_replacement_fixed", "reproduce/train.py", "idx = torch.randint(0, len(train_x), (M,), generator=gen, device=train_x.device)",
       "idx = (torch.arange(M, device=train_x.device) + M * int(torch.randint(0, len(train_x) // M, (1,), generator=gen))) % len(train_x)",
       "minibatches are contiguous blocks of the training set, not independent random points"),
+    # --- precision ---
+    M("bf16_never_on", "reproduce/train.py", "enabled=cfg.train.precision is Precision.bf16)", "enabled=False)",
+      "train.precision=bf16 silently trains in float32"),
+    M("bf16_evaluation", "reproduce/train.py", 'with clock.phase("eval"):', 'with clock.phase("eval"), autocast(cfg):',
+      "evaluation runs in bfloat16 under train.precision=bf16"),
+    M("bf16_reductions", "reproduce/models.py", "return layer(x).to(layer.weight.dtype)", "return layer(x)",
+      "under bf16 the activations, log-likelihood sums and KL are bfloat16"),
 ]
 
 
