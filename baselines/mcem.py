@@ -14,15 +14,10 @@ from reproduce.optim import adagrad
 from reproduce.config import Config, MCEMCount
 from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import standard_normal_log_prob
+from reproduce.protocol import Algorithm
 
 
-def gradients_per_iteration(n_leapfrog: int, n_updates: int) -> int:
-    """Decoder gradient evaluations per datapoint of one MCEM iteration: the HMC transition's n_leapfrog + 1,
-    then n_updates weight updates (algorithm.count=gradient)."""
-    return n_leapfrog + 1 + n_updates
-
-
-class MCEM:
+class MCEM(Algorithm):
     """Per iteration: one HMC transition (n_leapfrog steps, step size adapted per chain toward
     target_accept) of the minibatch's persistent chains, then n_updates Adagrad steps of the decoder."""
 
@@ -33,8 +28,8 @@ class MCEM:
         device = generator.device
         self.z = torch.randn(n_train, cfg.model.n_z, generator=generator, device=device)  # [N, n_z] chains
         self.step_size = torch.full((n_train, 1), a.step_size, device=device)  # [N, 1]
-        self.opt = adagrad(cfg, decoder.parameters(), n_train)
-        self.count = gradients_per_iteration(a.n_leapfrog, a.n_updates) if a.count is MCEMCount.gradient else 1
+        self.opt = adagrad(cfg.train, decoder.parameters(), n_train)
+        self.count = a.gradients_per_iteration() if a.count is MCEMCount.gradient else 1
 
     def step(self, x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         log_joint = lambda z: standard_normal_log_prob(z) + self.decoder.log_prob(x, z)  # noqa: E731  [M]

@@ -9,18 +9,17 @@ from reproduce.optim import adagrad
 from reproduce.config import Config
 from reproduce.models import standard_normal_log_prob
 from reproduce.objectives import reparameterize
+from reproduce.protocol import Algorithm
 
 
-class WakeSleep:
+class WakeSleep(Algorithm):
     """Wake: step the decoder on -log p(x|z), z ~ q(z|x) with no gradient into q. Sleep: dream
     z ~ p(z), x ~ p(x|z) and step the encoder on -log q(z|x). Two optimizers."""
 
-    count = 1
-
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
-        self.wake_opt = adagrad(cfg, decoder.parameters(), n_train)
-        self.sleep_opt = adagrad(cfg, encoder.parameters(), n_train)
+        self.wake_opt = adagrad(cfg.train, decoder.parameters(), n_train)
+        self.sleep_opt = adagrad(cfg.train, encoder.parameters(), n_train)
 
     def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"loss": self.wake(x), "sleep_loss": self.sleep(len(x))}

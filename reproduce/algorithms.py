@@ -1,13 +1,6 @@
-"""Learning algorithms behind one protocol; AEVB lives here, the baselines in baselines/.
-
-Every algorithm owns its optimizers and implements `step(x, idx) -> dict of tensors` (x: the minibatch,
-idx: its indices in the training set, for per-datapoint state such as MCEM's chains; no .item(): the loop
-decides when to sync), `state_dict()` / `load_state_dict()`, and exposes `encoder` (None where it has
-none) and `decoder`, so that evaluation is the same code for all of them. `count` is the number of training
-samples one step counts per minibatch datapoint (1; MCEM: see algorithm.count)."""
+"""Learning algorithms behind one protocol (reproduce/protocol.py); AEVB lives here, the baselines in
+baselines/, and `build` makes the one a config names."""
 from __future__ import annotations
-
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -15,28 +8,17 @@ from torch import nn
 from reproduce.config import Config
 from reproduce.objectives import SGVB
 from reproduce.optim import adagrad
+from reproduce.protocol import Algorithm
 
 
-class Algorithm(Protocol):
-    encoder: nn.Module | None
-    decoder: nn.Module
-    count: int
-
-    def step(self, x: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
-
-
-class AEVB:
+class AEVB(Algorithm):
     """Auto-Encoding VB (Algorithm 1): one Adagrad step on -SGVB for encoder and decoder jointly."""
-
-    count = 1
 
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
         self.estimator = SGVB[cfg.algorithm.estimator]
         self.L, self.n_z = cfg.algorithm.L, cfg.model.n_z
-        self.opt = adagrad(cfg, [*encoder.parameters(), *decoder.parameters()], n_train)
+        self.opt = adagrad(cfg.train, [*encoder.parameters(), *decoder.parameters()], n_train)
         self.loss = torch.compile(self._loss, dynamic=False, mode=cfg.train.compile_mode) if cfg.train.compile else self._loss
 
     def _loss(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -62,7 +44,7 @@ from baselines.mcem import MCEM  # noqa: E402  (baselines import the optimizer, 
 from baselines.wake_sleep import ReweightedWakeSleep, WakeSleep  # noqa: E402
 from reproduce.full_vb import FullVB  # noqa: E402
 
-REGISTRY: dict[str, type] = {"aevb": AEVB, "wake_sleep": WakeSleep, "rws": ReweightedWakeSleep, "mcem": MCEM,
+REGISTRY: dict[str, type[Algorithm]] = {"aevb": AEVB, "wake_sleep": WakeSleep, "rws": ReweightedWakeSleep, "mcem": MCEM,
                              "full_vb": FullVB}
 
 

@@ -14,7 +14,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from reproduce.config import Config
-from reproduce.jobs import Job, job_name, read_meta
+from reproduce import results
+from reproduce.jobs import Job, job_name
 
 MONITOR_EVERY_S = 60.0  # seconds between progress lines
 
@@ -45,8 +46,8 @@ class SweepJob:
     job: Job
 
     def meta(self) -> dict:
-        doc = read_meta(self.job.meta) if self.job.meta.exists() else None
-        return doc["meta"] if doc else {}
+        run = results.read(self.job.meta) if self.job.meta.exists() else None
+        return run.meta if run else {}
 
 
 def sweep_of(config: DictConfig) -> list[SweepJob]:
@@ -112,18 +113,25 @@ class SweepMonitor(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.stop.set()
-        from reproduce.report import paper_value, load_reference
+        print(self.summary(config), file=sys.stderr)
+        failed = [f"  {j.job.id} ({j.name}): {m.get('error', m.get('status', 'no results'))}"
+                  for j in self.jobs if (m := j.meta()).get("status") != "done"]
+        if failed:
+            print(f"\n[reproduce] {len(failed)} job(s) failed:", *failed, sep="\n", file=sys.stderr)
+            sys.exit(1)
 
-        ref = load_reference()
-        lines = ["", f"[sweep] {config.log.sweep}: {len(self.jobs)} jobs, {(time.time() - self.t0) / 60:.1f} min; "
-                 "final lower bound (and IS log p(x)) per datapoint, the paper's at the same samples seen in brackets",
-                 "| job | status | samples | train bound | test bound | test IS |", "|---|---|---|---|---|---|"]
-        failed = []
+    def summary(self, config: DictConfig) -> str:
+        """Each job's final train / test bound and test IS beside the paper's at the same samples seen."""
+        import pandas as pd
+
+        from reproduce.paper import load_reference, paper_value
+        from reproduce.tables import markdown
+
+        ref, rows = load_reference(), []
         for j in self.jobs:
             m, c = j.meta(), j.job.cfg
             if m.get("status") != "done":
-                failed.append(f"  {j.job.id} ({j.name}): {m.get('error', m.get('status', 'no results'))}")
-                lines.append(f"| {j.job.id} | **{m.get('status', 'not run')}** | {m.get('n_seen', '')} | | | |")
+                rows.append([j.job.id, f"**{m.get('status', 'not run')}**", m.get("n_seen", ""), "", "", ""])
                 continue
 
             def cell(split: str, metric: str) -> str:
@@ -131,10 +139,10 @@ class SweepMonitor(Callback):
                 p = paper_value(ref, c.dataset.name.value, c.algorithm.name, c.model.n_z, c.dataset.n_train, split, metric, m["n_seen"])
                 return "" if v is None else f"{v:.1f}" + (f" ({p:.1f})" if p is not None else "")
 
-            lines.append(f"| {j.job.id} | done | {m['n_seen']:.3g} | {cell('train', 'lower_bound')} | "
-                         f"{cell('test', 'lower_bound')} | {cell('test', 'marginal_ll_is')} |")
-        lines.append(f"\nFigures and the ours-vs-paper table: python -m reproduce.report --results {config.log.results_dir}")
-        print("\n".join(lines), file=sys.stderr)
-        if failed:
-            print(f"\n[reproduce] {len(failed)} job(s) failed:", *failed, sep="\n", file=sys.stderr)
-            sys.exit(1)
+            rows.append([j.job.id, "done", f"{m['n_seen']:.3g}", cell("train", "lower_bound"), cell("test", "lower_bound"),
+                         cell("test", "marginal_ll_is")])
+        table = pd.DataFrame(rows, columns=["job", "status", "samples", "train bound", "test bound", "test IS"])
+        return (f"\n[sweep] {config.log.sweep}: {len(self.jobs)} jobs, {(time.time() - self.t0) / 60:.1f} min; "
+                "final lower bound (and IS log p(x)) per datapoint, the paper's at the same samples seen in brackets\n"
+                + markdown(table)
+                + f"\nFigures and the ours-vs-paper table: python -m reproduce.report --results {config.log.results_dir}")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reproduce import report
+from reproduce.results import fig2_rows, fig3_rows, note, recount, select
+from reproduce.tables import markdown, write as write_table
 
 HOLDS, FAILS, NO_DATA = "holds", "fails", "not enough data"
 
@@ -126,11 +127,11 @@ CLAIMS = {
 
 def check(df: pd.DataFrame, runs: pd.DataFrame, ref: pd.DataFrame, sweeps: dict[str, str | None]) -> pd.DataFrame:
     """One row per claim: the claim, its verdict on these results, the numbers behind it."""
-    fig2 = report.fig2_rows(df, sweeps["fig2"])
-    fig3 = report.fig3_rows(df, sweeps["fig3"])
-    fig3 = report.recount(fig3, runs, "gradient") if not fig3.empty else fig3
+    fig2 = fig2_rows(df, sweeps["fig2"])
+    fig3 = fig3_rows(df, sweeps["fig3"])
+    fig3 = recount(fig3, runs, "gradient") if not fig3.empty else fig3
     inputs = {"aevb_beats_wake_sleep": (fig2,), "no_overfitting_with_more_latents": (fig2,),
-              "figure3_ranking": (fig3, ref), "is_above_bound": (report.select(df, sweeps["fig2"], "claims"),)}
+              "figure3_ranking": (fig3, ref), "is_above_bound": (select(df, sweeps["fig2"], "claims"),)}
     rows = [{"claim": claim, **globals()[fn](*inputs[fn])} for claim, fn in CLAIMS.items()]
     return pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
 
@@ -138,15 +139,8 @@ def check(df: pd.DataFrame, runs: pd.DataFrame, ref: pd.DataFrame, sweeps: dict[
 def write(df: pd.DataFrame, runs: pd.DataFrame, ref: pd.DataFrame, out: Path, sweeps: dict[str, str | None]) -> list[Path]:
     """<out>/claims.md: the claims table; also printed."""
     if df.empty:
-        report.note("claims table skipped: no results")
+        note("claims table skipped: no results")
         return []
     table = check(df, runs, ref, sweeps)
-    lines = ["| claim | verdict | evidence |", "|---|---|---|"]
-    lines += [f"| {r.claim} | **{r.verdict}** | {r.evidence} |" for r in table.itertuples()]
-    text = "# The paper's claims, checked on these results\n\n" + "\n".join(lines) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "claims.md"
-    path.write_text(text)
-    print(text)
-    report.note(f"wrote {path}")
-    return [path]
+    table["verdict"] = "**" + table.verdict + "**"
+    return write_table(out, "claims.md", "# The paper's claims, checked on these results\n\n" + markdown(table), echo=True)

@@ -71,6 +71,25 @@ class WandbMode(enum.Enum):
     disabled = "disabled"
 
 
+def plain(cfg: Any) -> Any:
+    """A config dataclass as plain dicts, lists and strings (enums by value)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, dict):
+        return {k: plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, enum.Enum):
+        return cfg.value
+    return cfg
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _check(cond: bool, name: str, value: Any, need: str) -> None:
     if not cond:
         raise ValueError(f"config value {name}={value!r} is invalid: {need}")
@@ -116,13 +135,6 @@ class ModelConfig(Section):
     init_std: float = 0.01  # every parameter ~ N(0, 0.01^2) (paper, sec. 5)
     min_log_var: float = -12.0  # Gaussian decoder: soft floor on log sigma^2 (paper silent; see models.py)
     log_var: LogVar = LogVar.output  # Gaussian decoder: log sigma^2 depends on z (output) or not (bias)
-
-    @classmethod
-    def from_stored(cls, d: dict) -> "ModelConfig":
-        """A job's stored (plain, resolved) model config back as a ModelConfig; keys newer than it keep defaults."""
-        enums = {f.name: type(f.default) for f in dataclasses.fields(cls) if isinstance(f.default, enum.Enum)}
-        return cls(**{f.name: enums[f.name](d[f.name]) if f.name in enums else d[f.name]
-                      for f in dataclasses.fields(cls) if f.name in d})
 
     def check(self) -> None:
         _check(self.n_z > 0, "model.n_z", self.n_z, "must be > 0")
@@ -196,6 +208,11 @@ class MCEMConfig(AlgorithmConfig):
     adapt_rate: float = 0.5  # log step size += rate * (acceptance - target) (paper silent)
     count: MCEMCount = MCEMCount.gradient  # Fig. 3's x axis for MCEM (paper silent; README, "MCEM's x axis")
 
+    def gradients_per_iteration(self) -> int:
+        """Decoder gradient evaluations per datapoint of one iteration: the HMC transition's n_leapfrog + 1,
+        then n_updates weight updates (what count=gradient counts)."""
+        return self.n_leapfrog + 1 + self.n_updates
+
     def check(self) -> None:
         _check(self.n_leapfrog > 0, "algorithm.n_leapfrog", self.n_leapfrog, "must be > 0")
         _check(0 < self.target_accept < 1, "algorithm.target_accept", self.target_accept, "must be in (0, 1)")
@@ -217,7 +234,7 @@ class TrainConfig(Section):
     checkpoint_every: int = 1_000_000  # samples between checkpoints (also at every evaluation's end)
     log_every: int = 50  # steps between progress-bar updates (one host sync each)
     threads: Optional[int] = None  # torch.set_num_threads; None: 1 in a sweep (a job per core), torch's default alone
-    compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; see README, Performance)
+    compile: bool = False  # torch.compile the AEVB loss (on in budget=paper; docs/performance.md)
     compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs of the loss) | ...
     cuda_graph: bool = False  # AEVB on CUDA: the whole step captured once as a CUDA graph (reproduce/graphed.py)
     precision: Precision = Precision.fp32  # the step's matrix products: fp32, or bf16 (CPUs with AVX512_BF16/AMX, GPUs)

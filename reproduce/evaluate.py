@@ -8,6 +8,7 @@ import torch
 from reproduce import marginal_likelihood
 from reproduce.config import Config
 from reproduce.data import Data
+from reproduce.protocol import Algorithm
 
 
 def schedule(cfg: Config) -> list[int]:
@@ -34,10 +35,10 @@ def splits(data: Data, cfg: Config) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int, final: bool) -> dict[tuple[str, str], float]:
+def evaluate(algorithm: Algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int, final: bool) -> dict[tuple[str, str], float]:
     """Every configured metric on every split. Its own seeded noise, so evaluation never shifts training's
-    RNG; metrics that need an encoder are skipped for algorithms without one (MCEM). An algorithm may add
-    its own metrics with an `extra_metrics(x, generator) -> {name: value}` method (full_vb: full_vb_bound)."""
+    RNG; metrics that need an encoder are skipped for algorithms without one (MCEM); an algorithm's own
+    metrics come from its extra_metrics (full_vb: full_vb_bound)."""
     g = torch.Generator(cfg.device).manual_seed(cfg.seed * 1_000_003 + n_seen)
     e, enc, dec = cfg.eval, algorithm.encoder, algorithm.decoder
     is_k = e.is_k_final if final else e.is_k
@@ -61,6 +62,5 @@ def evaluate(algorithm, sets: dict[str, torch.Tensor], cfg: Config, n_seen: int,
                 burnin = e.hmc_burnin + e.hmc_prior_burnin
             out[(split, "marginal_ll_hmc")] = marginal_likelihood.log_px_hmc(
                 dec, xs, cfg.model.n_z, e.hmc_samples, e.hmc_leapfrog, burnin, z_init=z0, generator=g).mean().item()
-        if hasattr(algorithm, "extra_metrics"):
-            out.update({(split, k): v for k, v in algorithm.extra_metrics(x, g).items()})
+        out.update({(split, k): v for k, v in algorithm.extra_metrics(x, g).items()})
     return out

@@ -22,16 +22,15 @@ Choices where the paper is silent (config: FullVBConfig):
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from reproduce import marginal_likelihood
-from reproduce.optim import adagrad
+from reproduce.optim import Adagrad
 from reproduce.config import Config
 from reproduce.objectives import SGVB, gaussian_kl
+from reproduce.protocol import Algorithm
 
 
 class _LogProb(nn.Module):
@@ -55,7 +54,7 @@ class SampledDecoder:
         return functional_call(self.module, self.theta, (x, z))
 
 
-class FullVB:
+class FullVB(Algorithm):
     """AEVB with q(theta) over the decoder (appendix F): one Adagrad step on minus the full variational bound."""
 
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
@@ -68,8 +67,8 @@ class FullVB:
         self.log_var = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(torch.full_like(p, a.init_log_var))
                                          for k, p in self.mean.items()})
         self._log_prob = _LogProb(decoder)
-        no_decay = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, weight_prior=False))
-        self.opt = adagrad(no_decay, [*encoder.parameters(), *self.mean.values(), *self.log_var.values()], n_train)
+        params = [*encoder.parameters(), *self.mean.values(), *self.log_var.values()]
+        self.opt = Adagrad(params, cfg.train.lr, weight_decay=0.0, warmup=cfg.train.adagrad_warmup)  # priors: in the loss
 
     def log_vars(self) -> dict[str, torch.Tensor]:
         return {k: self.log_var[k.replace(".", "__")] for k in self.mean}

@@ -3,7 +3,6 @@ meta, weights and checkpoint paths, a finished run found by its stored config, a
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
 import hashlib
 import json
@@ -15,7 +14,9 @@ from typing import Any, Callable
 
 import yaml
 
-from reproduce.config import AlgorithmConfig, Config, DatasetConfig, ModelConfig
+from reproduce import results
+from reproduce.config import Config, flatten, plain
+from reproduce.results import WHEN_ABSENT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,32 +26,11 @@ NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_ev
 # Where a job runs: held at these values inside the identity (the values every published run was made with),
 # so that run ids made before these keys left the identity stay valid.
 PLACE = {"dataset.root": None, "device": "cpu"}
-# The value of a key for jobs stored before the key existed, where today's default differs from what they ran.
-WHEN_ABSENT = {"algorithm.count": "datapoint"}
 # Keys left out of the run id's digest while at these values (keys added after runs were published with them), so
 # that a job's id, and the checkpoint it resumes from, stay the same across that addition.
 DIGEST_OMITS = {"train.precision": "fp32"}
 # Command-line overrides that choose neither what a job is nor are config keys of it.
 NOT_IN_NAME = ("sweep", "launcher", "hydra.")
-
-
-def plain(cfg: Any) -> Any:
-    """A config dataclass as plain dicts, lists and strings (enums by value)."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, dict):
-        return {k: plain(v) for k, v in cfg.items()}
-    if isinstance(cfg, enum.Enum):
-        return cfg.value
-    return cfg
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def is_identity_key(key: str) -> bool:
@@ -62,19 +42,6 @@ def identity(cfg: Config) -> dict[str, Any]:
     """The settings that make a job what it is: the resolved config less how and where it runs."""
     flat = flatten(plain(cfg))
     return {k: PLACE.get(k, v) for k, v in flat.items() if not k.startswith(NOT_IDENTITY)}
-
-
-def stored_config(stored: dict) -> Config:
-    """A job's stored (plain, resolved) config back as a validated Config; keys newer than it keep defaults."""
-    from omegaconf import OmegaConf
-
-    algorithm = AlgorithmConfig.by_name()[stored["algorithm"]["name"]]
-    schema = OmegaConf.structured(Config(dataset=DatasetConfig(), model=ModelConfig(), algorithm=algorithm()))
-    flat, absent = flatten(stored), OmegaConf.create()
-    for key, value in WHEN_ABSENT.items():
-        if key not in flat and OmegaConf.select(schema, key) is not None:
-            OmegaConf.update(absent, key, value)
-    return OmegaConf.to_object(OmegaConf.merge(schema, stored, absent))
 
 
 def schema_defaults(cfg: Config) -> dict[str, Any]:
@@ -133,15 +100,6 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_meta(path: Path) -> dict | None:
-    """A job's meta file ({"meta": ..., "config": ...}), or None where it cannot be read."""
-    try:
-        doc = yaml.safe_load(path.read_text())
-        return doc if isinstance(doc, dict) and isinstance(doc.get("meta"), dict) else None
-    except (OSError, yaml.YAMLError):
-        return None
-
-
 class Job:
     """Paths and identity of one job: <results_dir>/<sweep>/<run_id>.{parquet,yaml,weights.pt} and
     <checkpoint_dir>/<sweep>/<run_id>.pt, relative to root (the directory the command started in)."""
@@ -158,22 +116,19 @@ class Job:
         """The results of a finished run of this job, found by its stored config (same_job), so that results
         written before an option was added to the schema are still recognised. A finished run whose files
         cannot be read is reported and not counted: the job runs again."""
-        import pandas as pd
-
         for meta in sorted(self.results.glob(f"{run_prefix(self.cfg)}-*.yaml")):
-            doc = read_meta(meta)
-            if doc is None:
+            run = results.read(meta)
+            if run is None:
                 print(f"[reproduce] {meta} cannot be read; not counted as a finished run", file=sys.stderr)
                 continue
-            if doc["meta"].get("status") == "done" and same_job(doc.get("config") or {}, self.cfg):
-                parquet = meta.with_suffix(".parquet")
+            if run.meta.get("status") == "done" and same_job(run.stored, self.cfg):
                 try:
-                    pd.read_parquet(parquet, columns=["n_seen"])
+                    run.rows(columns=["n_seen"])
                 except Exception as e:
-                    print(f"[reproduce] the results of finished run {meta.stem} cannot be read ({parquet}: "
+                    print(f"[reproduce] the results of finished run {run.run_id} cannot be read ({run.parquet}: "
                           f"{type(e).__name__}); training the job again", file=sys.stderr)
                     continue
-                return parquet
+                return run.parquet
         return None
 
     def write_meta(self, **meta: Any) -> None:

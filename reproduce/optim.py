@@ -6,7 +6,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from reproduce.config import Config
+from reproduce.config import TrainConfig
 
 
 class Adagrad:
@@ -50,7 +50,7 @@ def fused_kernel(device: torch.device) -> bool:
         return device.type == "cpu"
 
 
-def adagrad(cfg: Config, params: Iterable[nn.Parameter], n_train: int) -> Adagrad:
+def adagrad(train: TrainConfig, params: Iterable[nn.Parameter], n_train: int) -> Adagrad:
     """The paper's optimizer for a per-datapoint loss: prior N(0, I) on theta = weight decay 1/N."""
-    wd = 1.0 / n_train if cfg.train.weight_prior else 0.0
-    return Adagrad(params, cfg.train.lr, wd, cfg.train.adagrad_warmup)
+    wd = 1.0 / n_train if train.weight_prior else 0.0
+    return Adagrad(params, train.lr, wd, train.adagrad_warmup)

@@ -9,17 +9,20 @@ from typing import Any
 
 import pandas as pd
 
-from reproduce.config import Config, WandbMode
-from reproduce.jobs import Job, atomic_write, plain
+from reproduce.config import Config, WandbMode, plain
+from reproduce.jobs import Job, atomic_write
+from reproduce.results import COLUMNS
 
-COLUMNS = ["run_id", "sweep", "dataset", "algorithm", "n_z", "n_train", "seed", "n_seen", "split", "metric", "value", "wall_s"]
+
+def run_columns(cfg: Config, run_id: str) -> dict[str, Any]:
+    """The columns every result row of one job shares (COLUMNS up to seed)."""
+    return {"run_id": run_id, "sweep": cfg.log.sweep, "dataset": cfg.dataset.name.value, "algorithm": cfg.algorithm.name,
+            "n_z": cfg.model.n_z, "n_train": cfg.dataset.n_train, "seed": cfg.seed}
 
 
-def row(cfg: Config, run_id: str, n_seen: int, split: str, metric: str, value: float, wall_s: float) -> dict[str, Any]:
-    """One tidy result row (COLUMNS)."""
-    values = (run_id, cfg.log.sweep, cfg.dataset.name.value, cfg.algorithm.name, cfg.model.n_z, cfg.dataset.n_train,
-              cfg.seed, n_seen, split, metric, value, wall_s)
-    return dict(zip(COLUMNS, values))
+def row(run: dict[str, Any], n_seen: int, split: str, metric: str, value: float, wall_s: float) -> dict[str, Any]:
+    """One tidy result row (COLUMNS): the job's columns (run_columns) and one evaluated value."""
+    return {**run, "n_seen": n_seen, "split": split, "metric": metric, "value": value, "wall_s": wall_s}
 
 
 class ParquetSink:

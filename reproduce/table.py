@@ -12,61 +12,43 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from reproduce.jobs import flatten, plain, stored_config
-from reproduce.report import SPLITS, load_reference, nearest, paper_value
-
-
-def resolved(stored: dict) -> dict:
-    """A stored config flattened, with keys newer than it at the values it ran with (jobs.stored_config)."""
-    try:
-        return flatten(plain(stored_config(stored)))
-    except (KeyError, ValueError, TypeError):  # not a config of this schema: match on what it holds
-        return flatten(stored)
+from reproduce import results
+from reproduce.paper import TOL, load_reference, nearest, paper_value
+from reproduce.results import SPLITS
+from reproduce.tables import markdown
 
 
-def runs_matching(results: Path, sweeps: list[str], where: dict[str, str]) -> list[tuple[str, dict]]:
-    """(parquet path, flattened config) of every run of these sweeps whose config matches `where` (as strings)."""
-    out = []
-    for sweep in sweeps:
-        for meta in sorted((results / sweep).glob("*.yaml")):
-            cfg = resolved((yaml.safe_load(meta.read_text()) or {}).get("config") or {})
-            parquet = meta.with_suffix(".parquet")
-            if parquet.exists() and all(str(cfg.get(k)) == v for k, v in where.items()):
-                out.append((str(parquet), cfg))
-    return out
-
-
-def at(curve: pd.DataFrame, point: float, tol: float = 1.1) -> float | None:
+def at(curve: pd.DataFrame, point: float, tol: float = TOL) -> float | None:
     """The value at the evaluation nearest `point` samples seen, within a factor tol; else None."""
     i = nearest(curve.n_seen, point, tol)
     return None if i is None else float(curve.value.iloc[i])
 
 
-def table(results: Path, sweeps: list[str], where: dict[str, str], by: list[str], points: list[float],
+def cells(values: list[list[float | None]], fmt: str) -> list[str]:
+    """'train / test' per point ('' where neither)."""
+    return ["" if v == [None, None] else " / ".join("" if x is None else format(x, fmt) for x in v) for v in values]
+
+
+def table(results_dir: Path, sweeps: list[str], where: dict[str, str], by: list[str], points: list[float],
           metric: str = "lower_bound") -> str:
     """The markdown table: one row per matching run (by its `by` settings), `train / test` at each point."""
-    runs = runs_matching(results, sweeps, where)
+    runs = [(run, run.flat()) for run in results.find(results_dir, sweeps) if run.parquet.exists()]
+    runs = [(run, cfg) for run, cfg in runs if all(str(cfg.get(k)) == v for k, v in where.items())]
     if not runs:
-        raise SystemExit(f"no runs in {results} sweeps {sweeps} match {where}")
-    head = "| " + " | ".join(by + ["sweep"] + [f"{p:.2g}" for p in points]) + " |"
-    lines = [head, "|" + "---|" * (len(by) + 1 + len(points))]
-    for parquet, cfg in sorted(runs, key=lambda r: [str(r[1].get(k)) for k in by]):
-        df = pd.read_parquet(parquet)
+        raise SystemExit(f"no runs in {results_dir} sweeps {sweeps} match {where}")
+    rows = []
+    for run, cfg in sorted(runs, key=lambda r: [str(r[1].get(k)) for k in by]):
+        df = run.rows()
         df = df[df.metric == metric]
-        cells = []
-        for p in points:
-            v = [at(df[df.split == s].sort_values("n_seen"), p) for s in SPLITS]
-            cells.append("" if v == [None, None] else " / ".join("" if x is None else f"{x:.1f}" for x in v))
-        lines.append("| " + " | ".join([str(cfg.get(k)) for k in by] + [Path(parquet).parent.name] + cells) + " |")
+        values = [[at(df[df.split == s].sort_values("n_seen"), p) for s in SPLITS] for p in points]
+        rows.append([str(cfg.get(k)) for k in by] + [run.sweep] + cells(values, ".1f"))
     dataset, algorithm, n_z = (where.get(k) for k in ("dataset.name", "algorithm.name", "model.n_z"))
     if metric == "lower_bound" and dataset and algorithm and n_z:
         ref = load_reference()
         paper = [[paper_value(ref, dataset, algorithm, int(n_z), None, s, metric, int(p)) for s in SPLITS] for p in points]
-        cells = ["" if v == [None, None] else " / ".join("" if x is None else f"{x:g}" for x in v) for v in paper]
-        lines.append("| " + " | ".join(["paper"] + [""] * len(by) + cells) + " |")
-    return "\n".join(lines)
+        rows.append(["paper"] + [""] * len(by) + cells(paper, "g"))
+    return markdown(pd.DataFrame(rows, columns=by + ["sweep"] + [f"{p:.2g}" for p in points])).rstrip("\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,8 @@ from reproduce import algorithms, data as data_mod, graphed, models
 from reproduce.config import Config, Precision, check_device
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.jobs import Job, atomic_write
-from reproduce.sinks import Sinks, row
+from reproduce.protocol import Algorithm
+from reproduce.sinks import Sinks, row, run_columns
 
 PROGRESS_EVERY_S = 20.0  # seconds between progress notes in the job's meta file (read by a sweep's monitor)
 
@@ -69,11 +70,11 @@ class Clock:
         self.spent[name] += time.time() - t
 
     def wall(self) -> float:
-        """Wall time of the job over all its sessions."""
+        """Wall time of the job, its resumed parts included."""
         return time.time() - self.t0
 
     def train_s(self) -> float:
-        """This session's training time."""
+        """Training time since this process started (or resumed) the job."""
         return time.time() - self.start - sum(self.spent.values())
 
 
@@ -149,11 +150,12 @@ def autocast(cfg: Config):
     return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.train.precision is Precision.bf16)
 
 
-def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, state: TrainState, sinks: Sinks) -> dict:
+def train_loop(cfg: Config, job: Job, data, algorithm: Algorithm, gen: torch.Generator, state: TrainState, sinks: Sinks) -> dict:
     """Sec. 5: M random training points per step, n_seen += M (x count); evaluation and checkpoints by n_seen."""
     M, budget = cfg.train.batch_size, cfg.train.budget
-    per_step = M * getattr(algorithm, "count", 1)  # training samples counted per step
+    per_step = M * algorithm.count  # training samples counted per step
     sets, train_x, dynamic = eval_splits(data, cfg), data.train, data.binarize_dynamic
+    columns = run_columns(cfg, job.id)  # of every result row
     points = [p for p in schedule(cfg) if p > state.n_seen]
     n_start, step, next_ckpt, clock = state.n_seen, state.n_seen // per_step, state.n_seen + cfg.train.checkpoint_every, Clock(state.wall_s)
     last, last_eval, noted = {}, {}, time.time()
@@ -180,7 +182,7 @@ def train_loop(cfg: Config, job: Job, data, algorithm, gen: torch.Generator, sta
                 last_eval = evaluate(algorithm, sets, cfg, state.n_seen, final=not points)
             check_finite({f"{s}/{k}": v for (s, k), v in last_eval.items()}, step, state.n_seen)
             with clock.phase("log"):
-                sinks.write([row(cfg, job.id, state.n_seen, s, k, v, clock.wall()) for (s, k), v in last_eval.items()])
+                sinks.write([row(columns, state.n_seen, s, k, v, clock.wall()) for (s, k), v in last_eval.items()])
             last = {f"{s}_lb": v for (s, k), v in last_eval.items() if k == "lower_bound"}
             next_ckpt = state.n_seen  # checkpoint right after every evaluation, so its rows are never redone
         if state.n_seen >= next_ckpt:

@@ -104,3 +104,12 @@ class LinearGaussian(nn.Module):
 
         log_px_z = self.log_prob(x, mu) - 0.5 * (self.W.square().sum(0) * log_var.exp()).sum(-1) / self.sigma**2
         return log_px_z - gaussian_kl(mu, log_var)
+
+
+def trained(encoder: nn.Module | None, decoder: nn.Module):
+    """A fixed encoder and decoder behind the algorithm protocol, for evaluate()."""
+    from reproduce.protocol import Algorithm
+
+    algorithm = Algorithm()
+    algorithm.encoder, algorithm.decoder = encoder, decoder
+    return algorithm

@@ -36,7 +36,7 @@ def test_more_latents_do_not_overfit_within_the_seeds_spread():
 
 
 def test_figure3_ranking_against_the_papers_last_point():
-    from reproduce.report import load_reference
+    from reproduce.paper import load_reference
     ref = load_reference()
     # the paper at its last point: N=1000 train aevb > mcem > ws, test mcem > aevb > ws;
     # N=50000 train and test aevb > ws > mcem

@@ -1,4 +1,7 @@
 """Every config group option and sweep composes and validates; bad input fails naming the field."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,18 @@ def test_fig3_grid_is_the_papers():
     assert {(c.dataset.n_train, c.algorithm.name) for c in cfgs} == {
         (n, a) for n in (1000, 50000) for a in ("aevb", "wake_sleep", "mcem")}
     assert all((c.model.n_z, c.model.n_hidden, c.eval.hmc, c.dataset.name.value) == (3, 100, True, "mnist") for c in cfgs)
+
+
+def test_help_names_the_suite_its_groups_and_examples():
+    """`python -m reproduce --help` is the suite's page (conf/hydra/help/reproduce.yaml), not Hydra's generic one."""
+    repo = CONF.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    p = subprocess.run([sys.executable, "-m", "reproduce", "--help"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "Auto-Encoding Variational Bayes" in out and "powered by Hydra" not in out
+    for group in ("algorithm", "dataset", "budget", "sweep", "panel", "launcher"):  # listed with their options
+        assert f"\n{group}: " in out and f"\n  {group} " in out, group
+    assert "algorithm: aevb, full_vb, mcem, rws, wake_sleep" in out
+    assert "python -m reproduce +sweep=fig2 budget=paper" in out and "model.n_z=3" in out
+    assert "base_config" not in out

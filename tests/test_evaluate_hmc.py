@@ -1,10 +1,10 @@
 """The HMC log p(x) of a model without encoder (MCEM, Fig. 3) on a bimodal posterior with exact log p(x)."""
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from conftest import trained
 from reproduce.config import Config, DatasetConfig, EvalConfig, MCEMConfig, ModelConfig
 from reproduce.marginal_likelihood import log_px_hmc, prior_resample
 from reproduce.evaluate import evaluate
@@ -47,7 +47,7 @@ def test_evaluate_hmc_without_encoder_recovers_log_px():
     dec, x = TwoModes(), torch.zeros(200, 1)
     cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=2), algorithm=MCEMConfig(),
                  eval=EvalConfig(hmc=True, is_k=0, active_units=False))
-    est = evaluate(SimpleNamespace(encoder=None, decoder=dec), {"train": x}, cfg, n_seen=0, final=False)
+    est = evaluate(trained(None, dec), {"train": x}, cfg, n_seen=0, final=False)
     assert abs(est[("train", "marginal_ll_hmc")] - dec.log_px().item()) < 0.3  # seen: 0.02
     # the failure it guards against: chains from the prior, however long the burn-in
     trapped = log_px_hmc(dec, x, n_z=2, n_burnin=205, generator=torch.Generator().manual_seed(0))
@@ -65,6 +65,6 @@ def test_is_on_the_test_split_only():
     for is_train in (True, False):
         cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=2), algorithm=AEVBConfig(),
                      eval=EvalConfig(is_k=5, is_train=is_train, active_units=False))
-        keys[is_train] = set(evaluate(SimpleNamespace(encoder=enc, decoder=dec), sets, cfg, n_seen=0, final=False))
+        keys[is_train] = set(evaluate(trained(enc, dec), sets, cfg, n_seen=0, final=False))
     assert keys[True] == {(s, m) for s in ("train", "test") for m in ("lower_bound", "marginal_ll_is")}
     assert keys[False] == keys[True] - {("train", "marginal_ll_is")}

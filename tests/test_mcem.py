@@ -33,7 +33,8 @@ def test_the_mcem_count_is_explicit_and_old_runs_keep_theirs():
     import torch
     from baselines.mcem import MCEM
     from reproduce.config import MCEMCount
-    from reproduce.jobs import plain, same_job, stored_config
+    from reproduce.jobs import plain, same_job
+    from reproduce.results import stored_config
     from reproduce.models import build
     enc, dec = build(ModelConfig(n_z=2, n_hidden=4), 6)
     make = lambda **a: Config(dataset=DatasetConfig(), model=ModelConfig(n_z=2), algorithm=MCEMConfig(**a))  # noqa: E731

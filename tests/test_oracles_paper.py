@@ -4,7 +4,6 @@ over every datapoint, the training loop's minibatches (M random indices with rep
 marginal-likelihood estimators on models whose answer is written out here or computed with scipy."""
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from conftest import trained
 from reproduce import algorithms, marginal_likelihood, models, train
 from reproduce.config import AEVBConfig, Binarize, Config, DatasetConfig, Decoder, EvalConfig, FreySplit, LogConfig
 from reproduce.cli import register
@@ -84,7 +84,7 @@ def test_the_bound_is_the_mean_over_every_datapoint_of_each_split():
     cfg = Config(dataset=DatasetConfig(), model=ModelConfig(n_z=2), algorithm=AEVBConfig(),
                  eval=EvalConfig(is_k=0, is_k_final=0, active_units=False))
     net = Fixed()
-    out = evaluate(SimpleNamespace(encoder=net, decoder=net), splits(data, cfg), cfg, n_seen=100, final=True)
+    out = evaluate(trained(net, net), splits(data, cfg), cfg, n_seen=100, final=True)
     for split, x in (("train", data.train), ("test", data.test)):
         kl = 0.5 * (x[:, :2].square() + x[:, 2:4].exp() - 1 - x[:, 2:4]).sum(-1)
         assert out[(split, "lower_bound")] == pytest.approx((x.sum(-1) - kl).double().mean().item(), rel=1e-5)

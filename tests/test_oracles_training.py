@@ -107,7 +107,22 @@ def test_weight_decay_is_one_over_n_for_every_algorithm():
         opts = [v for v in vars(alg).values() if isinstance(v, optim.Adagrad)]
         assert opts and all(o.weight_decay == pytest.approx(1 / 250) for o in opts), algorithm.name
     cfg.train.weight_prior = False
-    assert optim.adagrad(cfg, [nn.Parameter(torch.zeros(1))], 250).weight_decay == 0.0
+    assert optim.adagrad(cfg.train, [nn.Parameter(torch.zeros(1))], 250).weight_decay == 0.0
+
+
+def test_every_algorithm_follows_the_one_protocol_with_its_defaults():
+    """Each registered algorithm is an Algorithm: one sample counted per datapoint and no metrics of its own unless
+    it says otherwise (MCEM counts decoder gradients, full VB adds full_vb_bound)."""
+    from reproduce.config import AlgorithmConfig
+    from reproduce.protocol import Algorithm
+
+    x = torch.rand(4, 6)  # nets(): n_x = 6
+    for name, cls in algorithms.REGISTRY.items():
+        cfg = config(AlgorithmConfig.by_name()[name]())
+        alg = algorithms.build(cfg, *nets(cfg), 250, torch.Generator().manual_seed(0))
+        assert isinstance(alg, cls) and isinstance(alg, Algorithm), name
+        assert alg.count == (16 if name == "mcem" else 1), name
+        assert set(alg.extra_metrics(x, torch.Generator().manual_seed(1))) == ({"full_vb_bound"} if name == "full_vb" else set()), name
 
 
 def test_wake_steps_the_decoder_on_z_from_q_with_no_gradient_into_q():

@@ -128,15 +128,16 @@ def test_every_published_run_keeps_its_id_and_is_recognised():
     """Every committed result is recognised as the same job as its stored config (so resume and 'already
     finished' keep working on published results); where the stored config holds every identity key of
     today's schema, its run id recomputed from it is its file name."""
-    from reproduce.jobs import flatten, identity, read_meta, run_id, same_job, stored_config
+    from reproduce.jobs import flatten, identity, run_id, same_job
+    from reproduce.results import read, stored_config
     metas = sorted((REPO / "results").glob("*/*.yaml"))
     assert len(metas) >= 40
     exact = 0
     for meta in metas:
-        doc = read_meta(meta)
-        cfg = stored_config(doc["config"])
-        assert same_job(doc["config"], cfg) and doc["meta"]["run_id"] == meta.stem, meta
-        if set(identity(cfg)) <= set(flatten(doc["config"])):
+        run = read(meta)
+        cfg = stored_config(run.stored)
+        assert same_job(run.stored, cfg) and run.meta["run_id"] == meta.stem, meta
+        if set(identity(cfg)) <= set(flatten(run.stored)):
             assert run_id(cfg) == meta.stem, meta
             exact += 1
     print(f"{exact} of {len(metas)} run ids recomputed exactly")

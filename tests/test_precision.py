@@ -12,7 +12,9 @@ from reproduce import models, train
 from reproduce import data as data_mod
 from reproduce.config import AEVBConfig, Config, DatasetConfig, Decoder, MCEMConfig, ModelConfig, Precision, TrainConfig
 from reproduce.evaluate import evaluate, splits
-from reproduce.jobs import Job, run_id, stored_config
+from reproduce.jobs import Job, run_id
+from reproduce.protocol import Algorithm
+from reproduce.results import stored_config
 from reproduce.objectives import sgvb_b
 from test_robustness import tiny
 
@@ -59,10 +61,7 @@ def test_bf16_job_evaluates_in_float32(tmp_path):
     encoder, decoder = models.build(cfg.model, data.n_x)
     encoder.load_state_dict(weights["encoder"]), decoder.load_state_dict(weights["decoder"])
 
-    class Trained:
-        pass
-
-    alg = Trained()
+    alg = Algorithm()
     alg.encoder, alg.decoder = encoder, decoder
     ours = evaluate(alg, splits(data, cfg), cfg, cfg.train.budget, final=True)
     rows = pd.read_parquet(parquet)

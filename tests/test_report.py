@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from reproduce import models, report
+from reproduce import figures, models, paper, report, results as stored
 from reproduce.config import Decoder, ModelConfig
 from reproduce.sinks import COLUMNS
 
@@ -89,8 +89,8 @@ def test_main_writes_every_figure_as_png_and_pdf(written, results):
 
 
 def test_comparison_table_rows_and_differences(results, written, capsys):
-    ref = report.load_reference()
-    table = report.compare(report.load_results(results), ref, runs=report.load_runs(results))
+    ref = paper.load_reference()
+    table = paper.compare(stored.load_rows(results), ref, runs=stored.load_runs(results))
     keys = set(zip(table.figure, table.dataset, table.algorithm, table.n_z, table.n_train, table.split, table["n_seen paper"]))
     assert keys == {
         ("fig2", "mnist", "aevb", 3, "", "train", "1e+06"), ("fig2", "mnist", "aevb", 3, "", "test", "1e+06"),
@@ -137,16 +137,16 @@ def test_missing_data_is_skipped_without_error(tmp_path, capsys):
 
 
 def test_reference_is_the_papers_table():
-    ref = report.load_reference()
+    ref = paper.load_reference()
     assert list(ref.columns) == ["figure", "dataset", "algorithm", "n_z", "n_train", "n_seen", "split", "metric", "value"]
     assert len(ref) == 148 and set(ref.figure) == {"fig2", "fig3"}
     if SHARED_REFERENCE.exists():
-        path = Path(str(report.resources.files("reproduce") / "reference.csv"))
+        path = Path(str(paper.resources.files("reproduce") / "reference.csv"))
         assert path.read_bytes() == SHARED_REFERENCE.read_bytes()
 
 
 def test_latent_grid_is_the_gaussian_quantiles_of_a_square_grid():
-    z = report.latent_grid(4).reshape(4, 4, 2)  # [row, col, (z1, z2)]
+    z = figures.latent_grid(4).reshape(4, 4, 2)  # [row, col, (z1, z2)]
     u = torch.distributions.Normal(0.0, 1.0).cdf(z)
     assert torch.allclose(u[0, :, 0], torch.tensor([0.125, 0.375, 0.625, 0.875]), atol=1e-5)  # z1 along columns
     assert torch.allclose(u[:, 0, 1], torch.tensor([0.875, 0.625, 0.375, 0.125]), atol=1e-5)  # z2 up the rows
@@ -161,19 +161,19 @@ def test_the_report_reads_your_runs_when_there_are_any_else_the_published_ones(t
 
 
 def test_mcem_samples_are_recounted_to_either_count(results):
-    df, runs = report.load_results(results), report.load_runs(results)
+    df, runs = stored.load_rows(results), stored.load_runs(results)
     old = df[(df.algorithm == "mcem") & (df.seed == 1)]
-    assert set(report.recount(old, runs, "gradient").n_seen) == {3_000_000 * 16}  # 10 leapfrog + 1 + 5 updates
-    assert set(report.recount(old, runs, "datapoint").n_seen) == {3_000_000}
+    assert set(stored.recount(old, runs, "gradient").n_seen) == {3_000_000 * 16}  # 10 leapfrog + 1 + 5 updates
+    assert set(stored.recount(old, runs, "datapoint").n_seen) == {3_000_000}
     new = df[(df.algorithm == "mcem") & (df.seed == 0)]
-    assert set(report.recount(new, runs, "datapoint").n_seen) == {30_000_000 // 16, 68_000_000 // 16}
+    assert set(stored.recount(new, runs, "datapoint").n_seen) == {30_000_000 // 16, 68_000_000 // 16}
     aevb = df[df.algorithm == "aevb"]
-    assert report.recount(aevb, runs, "gradient").n_seen.tolist() == aevb.n_seen.tolist()
+    assert stored.recount(aevb, runs, "gradient").n_seen.tolist() == aevb.n_seen.tolist()
 
 
 def test_figure2_takes_each_panel_from_the_first_preferred_sweep_that_has_it(tmp_path):
     fig2_runs(tmp_path)  # sweep fig2: mnist n_z 3 (aevb, wake-sleep), frey n_z 2
     write_run(tmp_path, "fig2_1e7", "mnist", "aevb", 3, 0, curve({10_000_000: (-140, -141)}))
     write_run(tmp_path, "other", "mnist", "aevb", 5, 0, curve({1_000_000: (-100, -100)}))
-    rows = report.fig2_rows(report.load_results(tmp_path), "fig2_1e7,fig2")
+    rows = stored.fig2_rows(stored.load_rows(tmp_path), "fig2_1e7,fig2")
     assert set(zip(rows.dataset, rows.n_z, rows.sweep)) == {("mnist", 3, "fig2_1e7"), ("frey", 2, "fig2")}

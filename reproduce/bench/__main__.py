@@ -1,4 +1,4 @@
-"""`python -m reproduce.bench` (reproduce/bench/__init__.py)."""
+"""`python -m reproduce.bench` (reproduce/bench/cli.py)."""
 from reproduce.bench import main
 
 main()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before/after speed on this machine, interleaved: `python -m reproduce.bench` of an earlier commit and of the
 # working tree, one case at a time, alternating, each with its own same-run sgemm ceiling; then IS log p(x).
-#   bash reproduce/bench/before_after.sh b597e7a [seconds]    (one thread; about 10 minutes)
+#   bash reproduce/bench/before_after.sh BEFORE_COMMIT [seconds]    (one thread; about 10 minutes)
 set -eu
 before=${1:?usage: before_after.sh BEFORE_COMMIT [SECONDS]}
 seconds=${2:-4}

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Issue 19's device check (one GPU: the paper's full x axis), one run of under 8 minutes on one H100.
+# A GPU check of the suite in one script (one GPU: the paper's full x axis), about 8 minutes on a datacenter GPU.
 # Everything it measures goes under $OUT (default ./gpu_check_out): gpu_check.log (every stage's output),
 # summary.txt (each stage's exit code and seconds), bench.json (samples/s per Figure 2 case and mode),
 # suite.log (the default test suite) and results/gpu_*/ (the long run's parquet and yaml).
 #
 #   bash reproduce/bench/gpu_prepare.sh                     # first, on a machine with network: .whl/ and .gpudata/
-#   run tool: command "bash reproduce/bench/gpu_check.sh", carry [".whl", ".gpudata"], timeout_s 540
+#   bash reproduce/bench/gpu_check.sh                       # then on the GPU machine, .whl/ and .gpudata/ copied along
 #   DRY_RUN=1 bash reproduce/bench/gpu_check.sh             # every stage on the CPU with tiny settings
 #
 # Stages, each under its own timeout, none stopping the others (a failure is recorded and the script goes on):
-#   setup    the carried wheels installed where hydra/omegaconf/wandb are missing; the carried data unpacked
+#   setup    the copied wheels installed where hydra/omegaconf/wandb are missing; the copied data unpacked
 #   probe    nvidia-smi; torch, the GPU, the fused Adagrad kernel
 #   suite    the default test suite with the device tests required (REPRODUCE_TEST_DEVICE=cuda):
 #            tests/test_graphed.py first, then the rest; in the background on the upper half of the CPU cores

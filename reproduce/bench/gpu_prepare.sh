@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepares, on a machine with network access, what reproduce/bench/gpu_check.sh needs on the device machine, which
+# Prepares, on a machine with network access, what reproduce/bench/gpu_check.sh needs on a GPU machine that
 # has none: in the repo root, .whl/ (wheels for Python 3.12 x86_64 of the packages its image lacks: hydra-core,
 # omegaconf, antlr4 4.9, wandb and their needs, at this environment's versions) and .gpudata/ (MNIST gzipped,
-# Frey Face). Both are git-ignored; the run tool's `carry` names them. About 40 MB together.
+# Frey Face). Both are git-ignored: copy them along with the checkout. About 40 MB together.
 #   bash reproduce/bench/gpu_prepare.sh        (REPRODUCE_DATA or ../shared/data: the data to pack)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -36,4 +36,4 @@ cp "$data/frey_rawface.mat" .gpudata/
 ls .whl
 du -sh .whl .gpudata
 tree_mb=$(git ls-files -z --cached --others --exclude-standard | du -cm --files0-from=- | tail -1 | cut -f1)
-echo "working tree that travels: ${tree_mb} MB + the carried folders (the run tool's limit: 64 MiB in all)"
+echo "checkout: ${tree_mb} MB, plus .whl/ and .gpudata/ above"

@@ -5,26 +5,24 @@ the per-datapoint loop (pythae's get_nll, reproduce/bench/is_loop.py) timed on a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from reproduce import marginal_likelihood, models
-from reproduce.config import Dataset, DatasetConfig, ModelConfig
+from reproduce import marginal_likelihood, models, results
 from reproduce.data import load
 
 
 def trained(meta: Path):
-    """The encoder, decoder and dataset config of a finished job saved with log.save_weights=true."""
-    cfg = yaml.safe_load(meta.read_text())["config"]
-    m, d = cfg["model"], cfg["dataset"]
-    mcfg = ModelConfig.from_stored(m)
-    dcfg = DatasetConfig(name=Dataset(d["name"]), n_train=d["n_train"])
-    data = load(dcfg)
-    enc, dec = models.build(mcfg, data.n_x)
-    w = torch.load(meta.with_suffix(".weights.pt"))
+    """The encoder, decoder and data of a finished job saved with log.save_weights=true."""
+    run = results.read(meta)
+    if run is None or run.config is None or run.weights is None:
+        raise SystemExit(f"{meta}: not a stored run of this suite with saved weights (log.save_weights=true)")
+    data = load(dataclasses.replace(run.config.dataset, root=None))  # where the data is here: $REPRODUCE_DATA
+    enc, dec = models.build(run.config.model, data.n_x)
+    w = run.state()
     enc.load_state_dict(w["encoder"])
     dec.load_state_dict(w["decoder"])
     return enc, dec, data

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reproduce.bench import sgemm_gflops
+from reproduce.bench.timing import sgemm_gflops
 from reproduce.config import DatasetConfig, ModelConfig
 from reproduce.jobs import REPO
 from reproduce.marginal_likelihood import log_px_is
@@ -54,7 +54,7 @@ def pythae_vae(encoder, decoder, n_z: int):
     return VAE(cfg, encoder=Encoder(), decoder=Decoder()).eval()
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=WEIGHTS, help=f"trained MNIST weights (default: {WEIGHTS.relative_to(REPO)})")
     p.add_argument("--n", type=int, default=40, help="first n MNIST test images")
@@ -62,17 +62,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (ours, pythae, sgemm); the median is reported")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compiled", action="store_true", help="also time ours with eval.compile (its compile time apart)")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    from reproduce.data import load
+    return p
 
-    state = torch.load(a.weights, map_location="cpu")
+
+def trained(weights: Path) -> tuple[nn.Module, nn.Module, int, int]:
+    """The MNIST encoder and decoder of a weights file, with their n_z and hidden units."""
+    state = torch.load(weights, map_location="cpu")
     n_z = state["decoder"]["hidden.weight"].shape[1]
     n_hidden = state["decoder"]["hidden.weight"].shape[0]
     encoder, decoder = build(ModelConfig(n_z=n_z, n_hidden=n_hidden), 784)
     encoder.load_state_dict(state["encoder"])
     decoder.load_state_dict(state["decoder"])
+    return encoder, decoder, n_z, n_hidden
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser().parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from reproduce.data import load
+
+    encoder, decoder, n_z, n_hidden = trained(a.weights)
     x = load(DatasetConfig()).test[: a.n]  # [n, 784]
     vae = pythae_vae(encoder, decoder, n_z)
     flops = a.n * a.k * 2 * (n_z * n_hidden + n_hidden * 784)  # the decoder's matmuls: the floor of the work

@@ -1,5 +1,5 @@
-"""Before/after of the softplus rewrite (issue 9): the suite's training step with F.softplus and
-binary_cross_entropy_with_logits (as up to f2c1298) against reproduce.models.softplus, interleaved in one
+"""Before/after of the softplus rewrite: the suite's training step with F.softplus and
+binary_cross_entropy_with_logits (the straightforward way) against reproduce.models.softplus, interleaved in one
 process so that both see the same machine load. Prints samples/s per case and repeat:
 
     OMP_NUM_THREADS=1 python -m reproduce.bench.softplus_ab --repeats 3"""
@@ -10,7 +10,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from reproduce import bench, models
+from reproduce import models
+from reproduce.bench import step
 
 
 def old_bernoulli_log_prob(self, x, z):
@@ -20,7 +21,7 @@ def old_bernoulli_log_prob(self, x, z):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default=",".join(bench.CASES))
+    p.add_argument("--cases", default=",".join(step.CASES))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0)
     a = p.parse_args()
@@ -32,7 +33,7 @@ def main() -> None:
             rate = {}
             for name, (log_prob, softplus) in variants.items():
                 models.BernoulliDecoder.log_prob, models.softplus = log_prob, softplus  # GaussianDecoder looks softplus up here
-                rate[name] = bench.ours(case, "cpu", a.seconds)
+                rate[name] = step.ours(case, "cpu", a.seconds)
             print(f"| {case} | {rate['before']:,.0f} | {rate['after']:,.0f} | {rate['after'] / rate['before']:.2f} |", flush=True)
 
 

@@ -1,4 +1,4 @@
-"""Would training the seeds of one job as one vectorised batch pay on this CPU? (Issue 9; measured, not adopted.)
+"""Would training the seeds of one job as one vectorised batch pay on this CPU? (Measured, not adopted.)
 
 S copies of the paper's model as stacked parameters [S, ...] trained by one batched step (baddbmm, one fused
 Adagrad over the stacks), against the same code at S = 1. Prints training samples/s summed over the seeds:
@@ -6,7 +6,7 @@ Adagrad over the stacks), against the same code at S = 1. Prints training sample
     OMP_NUM_THREADS=1 python -m reproduce.bench.stacked_seeds --seeds 1,3,8
 
 torch.func.vmap over the suite's own modules (stack_module_state + functional_call) was slower still than
-S = 1 of this hand-written step (Frey: 22k vs 31k samples/s at S = 3), so only the hand-written one is here."""
+S = 1 of this hand-written step (docs/performance.md), so only the hand-written one is here."""
 from __future__ import annotations
 
 import argparse

@@ -1,0 +1,119 @@
+"""The report's markdown tables (ours vs the paper; Figures 2 and 3 at matched points), all through `markdown`."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reproduce.paper import ALGORITHMS, TOL, compare, paper_value
+from reproduce.results import ML_METRICS, SPLITS, fig2_rows, fig3_estimates, note, recount
+
+
+def markdown(table: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """A pipe table: the header, then one line per row; a column in `formats` through its format string,
+    missing values (None, NaN) as empty cells, the rest as str()."""
+    formats = formats or {}
+
+    def cell(column: str, v) -> str:
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return ""
+        return formats[column].format(v) if column in formats else str(v)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, name: str, text: str, echo: bool = False) -> list[Path]:
+    """<out>/<name> holding text (also printed if echo)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(text)
+    if echo:
+        print(text)
+    note(f"wrote {path}")
+    return [path]
+
+
+def comparison(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweeps: dict[str, str | None] | None = None,
+               tol: float = TOL, runs: pd.DataFrame | None = None) -> list[Path]:
+    """<out>/comparison.md: ours vs the paper at matched samples seen; also printed."""
+    table = compare(df, ref, sweeps, tol, runs)
+    if table.empty:
+        note("comparison table skipped: no run matches a reference point")
+        return []
+    text = ("# Ours vs the paper at matched samples seen\n\n"
+            f"Each run's evaluation nearest the paper's samples seen (within x{tol}); ours = mean over seeds, "
+            "sd = their standard deviation, diff = ours - paper. Paper values: reproduce/reference.csv.\n\n"
+            + markdown(table, {"paper": "{:.1f}", "ours": "{:.1f}", "sd": "{:.1f}", "diff": "{:+.1f}"}))
+    return write(out, "comparison.md", text, echo=True)
+
+
+def mean_sd(v: pd.Series) -> str:
+    """'-101.2 ± 0.4' over seeds ('-101.2' for one; '' for none)."""
+    return "" if v.empty else f"{v.mean():.1f}" + (f" ± {v.std():.1f}" if len(v) > 1 else "")
+
+
+def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, points=(1e6, 1e7)) -> list[Path]:
+    """<out>/figure2_table.md: per panel, each algorithm's bound at each of `points` samples seen (train / test;
+    mean ± sd over seeds), the paper's in brackets."""
+    d = fig2_rows(df, sweep)
+    if d.empty:
+        return []
+    parts = []
+    for point in points:
+        at = d[np.abs(np.log(d.n_seen / point)) <= math.log(TOL)]
+        if not at.empty:
+            parts.append(f"\n**{point:.0e} samples** (ours, the paper's in brackets; ± sd over seeds where there are several)\n\n"
+                         + markdown(fig2_at(at, ref, point)))
+    return write(out, "figure2_table.md", "# Figure 2 at matched samples seen\n" + "".join(parts))
+
+
+def fig2_at(at: pd.DataFrame, ref: pd.DataFrame, point: float) -> pd.DataFrame:
+    """One row per panel, a column per algorithm and split: our bound near `point` and the paper's there."""
+    algs = [a for a in ALGORITHMS if a in set(at.algorithm)]
+    rows = []
+    for (dataset, n_z), cell in at.groupby(["dataset", "n_z"]):
+        row = {"dataset": dataset, "n_z": n_z}
+        for a in algs:
+            for split in SPLITS:
+                v = cell[(cell.algorithm == a) & (cell.split == split)].value
+                p = paper_value(ref, dataset, a, n_z, None, split, "lower_bound", int(point))
+                row[f"{a} {split}"] = "" if v.empty else mean_sd(v) + (f" ({p:g})" if p is not None else "")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "n_z", *(f"{a} {s}" for a in algs for s in SPLITS)])
+
+
+def fig3_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, runs: pd.DataFrame) -> list[Path]:
+    """<out>/figure3_table.md: each Figure 3 curve at its last point, HMC and IS log p(x) (train / test), the
+    paper's value at the same samples seen and at its own last point, and the run's wall time."""
+    d = fig3_estimates(df, sweep, "Figure 3 table")
+    if d.empty:
+        return []
+    d, wall = recount(d, runs, "gradient"), runs.set_index("run_id").wall_s
+    order = {a: i for i, a in enumerate(ALGORITHMS)}  # the paper's algorithm order; others after
+    curves = sorted(d.groupby(["n_train", "algorithm", "n_z"]), key=lambda g: (g[0][0], order.get(g[0][1], len(order)), g[0][2]))
+    rows = [fig3_last(g, ref, wall, n_train, algorithm, n_z, split) for (n_train, algorithm, n_z), g in curves for split in SPLITS]
+    text = ("# Figure 3 at each curve's last point\n\n"
+            "Marginal log-likelihood per datapoint, MNIST, the HMC estimator (appendix D) and IS; MCEM's samples count "
+            "decoder gradients. Paper: its value at our last point where it has one, and at its own last point.\n\n")
+    return write(out, "figure3_table.md", text + markdown(pd.DataFrame(rows)))
+
+
+def fig3_last(g: pd.DataFrame, ref: pd.DataFrame, wall: pd.Series, n_train, algorithm: str, n_z: int, split: str) -> dict:
+    """One Figure 3 curve (its runs' rows g) at each run's last point, on one split."""
+    last = g[g.n_seen == g.groupby("run_id").n_seen.transform("max")]
+    at = last[last.split == split]
+    n_seen, first = int(at.n_seen.max()), int(at.n_seen.min())
+    here = paper_value(ref, "mnist", algorithm, n_z, int(n_train), split, "marginal_ll", n_seen)
+    final = ref[(ref.figure == "fig3") & (ref.n_train == n_train) & (ref.algorithm == algorithm)
+                & (ref.n_z == n_z) & (ref.split == split)].sort_values("n_seen").tail(1)
+    minutes = wall.reindex(at.run_id.unique()).astype(float) / 60
+    return {"N_train": n_train, "algorithm": algorithm, "n_z": n_z, "seeds": at.run_id.nunique(),
+            "samples": f"{f'{first:.3g}–' if first != n_seen else ''}{n_seen:.3g}", "split": split,
+            "HMC": mean_sd(at[at.metric == ML_METRICS[0]].value), "IS": mean_sd(at[at.metric == ML_METRICS[1]].value),
+            "paper here": "" if here is None else f"{here:g}",
+            "paper last (samples)": "" if final.empty else f"{final.value.iloc[0]:g} ({final.n_seen.iloc[0]:.2g})",
+            "wall (min)": f"{minutes.mean():.0f}"}
