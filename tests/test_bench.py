@@ -16,8 +16,10 @@ def test_bench_prints_step_table_is_rate_and_run_split(capsys, one_thread):
                 "--run-evals", "curves", "--run-wandb", "disabled", "--is-n", "10", "--is-k", "20", "--jobs", "2"])
     out = capsys.readouterr().out
     assert re.search(r"sgemm ceiling \(1000x784x500\): [\d.]+ GFLOP/s", out)
+    assert re.search(r"bf16 matmul ceiling \(1000x784x500\): [\d.]+ GFLOP/s", out) and "avx512_bf16: " in out
     for case in ("frey-nz10", "mnist-nz20"):
         assert re.search(rf"\| {case} \| [\d,]+ \| [\d.]+ \| \d+% \| [\d,]+ \|", out), case
+        assert re.search(rf"\| {case} \|.* [\d,]+ \| eager \| [\d.]+ \| \d+% \| [\d.]+ \|$", out, re.M), case  # bf16 columns
     assert re.search(r"\| frey-nz10 \| [\d,]+ \+ [\d,]+ \| [\d,]+ \| [\d.]+ \|", out)  # two jobs at once
     assert re.search(r"IS log p\(x\).*: [\d,]+ datapoint-samples/s", out)
     assert re.search(r"\| curves \| [\d.]+ \([\d,]+/s\) \| [\d.]+ \(\d+%\) \| [\d.]+ \(\d+%\) \| [\d.]+ \| \d+% \|", out)

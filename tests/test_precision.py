@@ -46,6 +46,10 @@ def test_bf16_step_gradient_is_within_bfloat16_rounding_of_the_float64_gradient(
     loss32, g32 = step_gradients(encoder, dec, x, eps, Precision.fp32)
     loss16, g16 = step_gradients(encoder, dec, x, eps, Precision.bf16)
     assert loss16.dtype == torch.float32 and all(g.dtype == torch.float32 for g in g16)  # master weights' grads
+    with train.autocast(Config(dataset=None, model=None, algorithm=AEVBConfig(), train=TrainConfig(precision=Precision.bf16))):
+        mu, log_var = encoder(x)  # what the KL and the log-likelihood sums are formed from: float32
+        out = dec.logits(mu) if decoder is Decoder.bernoulli else torch.cat(dec(mu), -1)
+        assert mu.dtype == log_var.dtype == out.dtype == torch.float32
     assert rel_error(g32) < 1e-5
     assert 1e-4 < rel_error(g16) < 2e-2
     assert abs(loss16.item() - loss64.item()) < 1e-2 * abs(loss64.item())

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from reproduce.bench.step import CASES, MODES, best_mode, concurrent, measure_case, paper_fig2_hours, step_flops
-from reproduce.bench.timing import fmt, sgemm_gflops
+from reproduce.bench.timing import cpu_name, fmt, sgemm_gflops
 from reproduce.bench.whole_run import RUN_EVALS, is_throughput, paper_run_overhead, run_split
 from reproduce.config import COMPILE_MODES, check_device
 
@@ -24,6 +24,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--graph", action="store_true", help="also time the step captured as one CUDA graph (train.cuda_graph;"
                    " CUDA only), and with --compile the graphed compiled step")
     p.add_argument("--skip-baselines", action="store_true", help="skip the plain eager loop and foreach Adagrad columns")
+    p.add_argument("--skip-bf16", action="store_true", help="skip the train.precision=bf16 columns")
     p.add_argument("--jobs", type=int, default=0, help="also time this many one-thread jobs at once (0: skip)")
     p.add_argument("--jobs-mode", default="best", choices=["best", *MODES], help="step of those jobs (best: each case's fastest)")
     p.add_argument("--json", default=None, help="also write the measured rates and estimates to this JSON file")
@@ -48,17 +49,26 @@ class Record(dict):
 
 
 def step_table(a, modes: list[str], ceiling: float, rec: Record) -> None:
-    """Per case: our step's samples/s, GFLOP/s and share of the sgemm ceiling, the baselines, each mode, the best."""
+    """Per case: our step's samples/s, GFLOP/s and share of the sgemm ceiling, the baselines, each mode, the best;
+    with the bf16 mode also its GFLOP/s, its share of the same run's bf16 matmul ceiling and bf16 / fp32."""
+    bf16 = "bf16" in modes
     print("| case | ours samples/s | ours GFLOP/s | % of sgemm | plain eager samples/s | ours / plain | foreach Adagrad samples/s |"
-          + "".join(f" {m} samples/s |" for m in modes) + " best |")
-    print("|---|---|---|---|---|---|---|" + "---|" * len(modes) + "---|")
+          + "".join(f" {m} samples/s |" for m in modes) + " best |"
+          + " bf16 GFLOP/s | % of bf16 matmul | bf16 / fp32 |" * bf16)
+    print("|---|---|---|---|---|---|---|" + "---|" * len(modes) + "---|" + "---|---|---|" * bf16)
     for case in filter(None, a.cases.split(",")):
         m = measure_case(case, a.device, a.seconds, modes, not a.skip_baselines, a.compile_mode)
         rec["rates"][case] = {k: v for k, v in m.items() if k in MODES}
         gf = m["eager"] * step_flops(*CASES[case]) / 1e9
         print(f"| {case} | {m['eager']:,.0f} | {gf:.1f} | {100 * gf / ceiling:.0f}% | {fmt(m['plain'])} | {fmt(m['eager'] / m['plain'], '.2f')} |"
-              f" {fmt(m['foreach'])} |" + "".join(f" {fmt(m[mode])} |" for mode in modes) + f" {best_mode(m)} |")
+              f" {fmt(m['foreach'])} |" + "".join(f" {fmt(m[mode])} |" for mode in modes) + f" {best_mode(m)} |"
+              + (bf16_columns(m, case, rec["bf16_gflops"]) if bf16 else ""))
         rec.dump()
+
+
+def bf16_columns(m: dict[str, float], case: str, ceiling: float) -> str:
+    gf = m["bf16"] * step_flops(*CASES[case]) / 1e9
+    return f" {fmt(gf, '.1f')} | {fmt(100 * gf / ceiling, '.0f')}% | {fmt(m['bf16'] / m['eager'], '.2f')} |"
 
 
 def jobs_table(a, rec: Record) -> None:
@@ -115,11 +125,14 @@ def main(argv: list[str] | None = None, description: str = "") -> None:
         torch.set_num_threads(a.threads)
     print(f"device={a.device} threads={torch.get_num_threads()} torch={torch.__version__}"
           + (f" gpu={torch.cuda.get_device_name(a.device)}" if a.device.startswith("cuda") else ""))
+    print(f"cpu: {cpu_name()}")
     ceiling = sgemm_gflops(seconds=a.seconds, device=a.device)
-    print(f"fp32 sgemm ceiling (1000x784x500): {ceiling:.1f} GFLOP/s\n")
-    rec = Record(a.json, device=a.device, torch=torch.__version__, seconds=a.seconds, sgemm_gflops=ceiling, rates={},
-                 jobs={}, fig2_hours={}, is_rate=0.0)
-    modes = ["compiled"] * a.compile + ["graphed"] * a.graph + ["graphed+compiled"] * (a.graph and a.compile)
+    print(f"fp32 sgemm ceiling (1000x784x500): {ceiling:.1f} GFLOP/s")
+    bf16_ceiling = float("nan") if a.skip_bf16 else sgemm_gflops(seconds=a.seconds, device=a.device, dtype=torch.bfloat16)
+    print(f"bf16 matmul ceiling (1000x784x500): {fmt(bf16_ceiling, '.1f')} GFLOP/s\n")
+    rec = Record(a.json, device=a.device, torch=torch.__version__, cpu=cpu_name(), seconds=a.seconds, sgemm_gflops=ceiling,
+                 bf16_gflops=bf16_ceiling, rates={}, jobs={}, fig2_hours={}, is_rate=0.0)
+    modes = ["compiled"] * a.compile + ["graphed"] * a.graph + ["graphed+compiled"] * (a.graph and a.compile) + ["bf16"] * (not a.skip_bf16)
     step_table(a, modes, ceiling, rec)
     fig2_hours(a, modes, rec)
     rec["is_rate"] = is_throughput(a.device, a.is_n, a.is_k) if a.is_n else 0.0

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reproduce import algorithms, graphed, models
+from reproduce import algorithms, graphed, models, train
 from reproduce.bench.timing import attempt, timed
-from reproduce.config import AEVBConfig, Config, Dataset, DatasetConfig, Decoder, ModelConfig, TrainConfig
+from reproduce.config import AEVBConfig, Config, Dataset, DatasetConfig, Decoder, ModelConfig, Precision, TrainConfig
 
 CASES = {  # name: (n_x, n_hidden, n_z, decoder)
     "mnist-nz3": (784, 500, 3, Decoder.bernoulli),
@@ -26,6 +26,7 @@ MODES = {  # how our step runs: keyword arguments of ours()
     "compiled": {"compile": True},  # train.compile (mode: --compile-mode)
     "graphed": {"graph": True},  # train.cuda_graph: the whole step one CUDA graph (reproduce/graphed.py)
     "graphed+compiled": {"graph": True, "compile": True},  # both: the graph replays the compiled loss's kernels
+    "bf16": {"precision": Precision.bf16},  # train.precision=bf16: other numbers, so never a case's "best" mode
 }
 
 
@@ -34,20 +35,20 @@ def step_flops(n_x: int, n_h: int, n_z: int, decoder: Decoder) -> int:
     return 6 * (n_x * n_h + n_h * 2 * n_z + n_z * n_h + n_h * n_out)
 
 
-def config(case: str, device: str, compile: bool = False, graph: bool = False, compile_mode: str = "default") -> Config:
+def config(case: str, device: str, compile: bool = False, graph: bool = False, compile_mode: str = "default",
+           precision: Precision = Precision.fp32) -> Config:
     n_x, n_h, n_z, dec = CASES[case]
     name = Dataset.frey if case.startswith("frey") else Dataset.mnist
-    return Config(dataset=DatasetConfig(name=name), model=ModelConfig(n_z=n_z, n_hidden=n_h, decoder=dec),
-                  algorithm=AEVBConfig(), train=TrainConfig(compile=compile, compile_mode=compile_mode, cuda_graph=graph),
-                  device=device)
+    return Config(dataset=DatasetConfig(name=name), model=ModelConfig(n_z=n_z, n_hidden=n_h, decoder=dec), algorithm=AEVBConfig(),
+                  train=TrainConfig(compile=compile, compile_mode=compile_mode, cuda_graph=graph, precision=precision), device=device)
 
 
 def ours(case: str, device: str, seconds: float, compile: bool = False, fused: bool = True, graph: bool = False,
-         compile_mode: str = "default") -> float:
-    """Samples/s of the suite's own training step: index sampling from device data + AEVB.step
-    (fused=False: torch's foreach Adagrad instead of the fused kernel; graph=True: the same step captured as
-    one CUDA graph, train.cuda_graph)."""
-    cfg = config(case, device, compile, graph, compile_mode if compile and not graph else "default")
+         compile_mode: str = "default", precision: Precision = Precision.fp32) -> float:
+    """Samples/s of the suite's own training step: index sampling from device data + AEVB.step under the
+    training loop's precision context (fused=False: torch's foreach Adagrad instead of the fused kernel;
+    graph=True: the same step captured as one CUDA graph, train.cuda_graph)."""
+    cfg = config(case, device, compile, graph, compile_mode if compile and not graph else "default", precision)
     n_x = CASES[case][0]
     data = torch.rand(50_000, n_x, device=device)
     enc, dec = (m.to(device) for m in models.build(cfg.model, n_x))
@@ -60,7 +61,13 @@ def ours(case: str, device: str, seconds: float, compile: bool = False, fused: b
         idx = torch.randint(0, len(data), (100,), generator=gen, device=device)
         alg.step(data[idx], idx)
 
-    return 100 * timed(graphed.GraphedStep(alg, data, 100, False, gen) if graph else step, seconds, device)
+    take_step = graphed.GraphedStep(alg, data, 100, False, gen) if graph else step
+
+    def step_in_precision():
+        with train.autocast(cfg):
+            take_step()
+
+    return 100 * timed(step_in_precision, seconds, device)
 
 
 class PlainVAE(nn.Module):
@@ -147,4 +154,4 @@ def measure_case(case: str, device: str, seconds: float, modes: list[str], basel
 
 def best_mode(m: dict[str, float]) -> str:
     """The fastest of our step's modes that ran (the baselines are not ours)."""
-    return max((k for k in m if k in MODES and m[k] == m[k]), key=m.get, default="eager")
+    return max((k for k in m if k in MODES and k != "bf16" and m[k] == m[k]), key=m.get, default="eager")

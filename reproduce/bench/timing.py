@@ -52,3 +52,14 @@ def attempt(fn, *args, **kw) -> float:
 
 def fmt(v: float, spec: str = ",.0f") -> str:
     return "-" if v != v else format(v, spec)  # NaN: not measured
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it has bfloat16 matrix units (AMX, AVX512_BF16), from /proc/cpuinfo."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
+    flags = set(info.split())
+    return f"{model} (amx_bf16: {'yes' if 'amx_bf16' in flags else 'no'}, avx512_bf16: {'yes' if 'avx512_bf16' in flags else 'no'})"
