@@ -25,7 +25,7 @@ SPLITS = ["train", "test"]
 WHEN_ABSENT = {"algorithm.count": "datapoint"}
 PANELS = {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}  # Figure 2's panels (dataset: n_z)
 ML_METRICS = ("marginal_ll_hmc", "marginal_ll_is")  # Figure 3, in order of preference
-SWEEPS = {"fig2": "fig2_1e7,fig2", "fig3": "fig3_1e7,fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure
+SWEEPS = {"fig2": "fig2_1e8,fig2_1e7,fig2", "fig3": "fig3_end,fig3_1e7,fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure
 
 
 def note(msg: str) -> None:
@@ -163,6 +163,9 @@ def recount(df: pd.DataFrame, runs: pd.DataFrame, count: str) -> pd.DataFrame:
     return df.assign(n_seen=(df.n_seen * scale).round().astype("int64"))
 
 
+CURVE = ["dataset", "n_z", "n_train", "algorithm"]  # one curve of a figure: each from the first preferred sweep that has it
+
+
 def preference(sweep: str | None) -> list[str]:
     """'fig2_1e7,fig2' -> ['fig2_1e7', 'fig2']: sweeps in order of preference ('' or 'all': none)."""
     return [] if not sweep or sweep == "all" else [s.strip() for s in sweep.split(",") if s.strip()]
@@ -176,7 +179,7 @@ def select(df: pd.DataFrame, sweep: str | None, what: str, by: list[str] | None 
         return df
     if by and df.sweep.isin(wanted).any():
         return pd.concat(g[g.sweep == next(s for s in wanted if (g.sweep == s).any())]
-                         for _, g in df[df.sweep.isin(wanted)].groupby(by))
+                         for _, g in df[df.sweep.isin(wanted)].groupby(by, dropna=False))
     for s in wanted:
         if (df.sweep == s).any():
             return df[df.sweep == s]
@@ -184,16 +187,30 @@ def select(df: pd.DataFrame, sweep: str | None, what: str, by: list[str] | None 
     return df
 
 
-def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2") -> pd.DataFrame:
-    """Lower bounds of full-training-set runs on Figure 2's panels (other datasets, e.g. synthetic: any n_z)."""
+def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2", per_curve: bool = True) -> pd.DataFrame:
+    """Lower bounds of full-training-set runs on Figure 2's panels (other datasets, e.g. synthetic: any n_z), each
+    curve from the first preferred sweep that has it (per_curve=False: from every preferred sweep)."""
     d = df[(df.metric == "lower_bound") & df.n_train.isna()]
     d = d[[PANELS.get(ds) is None or nz in PANELS[ds] for ds, nz in zip(d.dataset, d.n_z)]]
-    return select(d, sweep, "Figure 2", by=["dataset", "n_z"])
+    if not per_curve and preference(sweep) and not d.empty:
+        return d[d.sweep.isin(preference(sweep))]
+    return select(d, sweep, "Figure 2", by=CURVE)
+
+
+def most_seeds(at: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
+    """Rows at one point, each curve from the sweep with the most runs there (ties: the first preferred), so that
+    a point several sweeps pass keeps its seeds (1e7: the seeds of fig2_1e7, not the one run of fig2_1e8)."""
+    rank = {s: i for i, s in enumerate(preference(sweep))}
+    keep = []
+    for _, g in at.groupby(CURVE, dropna=False):
+        runs = g.groupby("sweep").run_id.nunique()
+        keep.append(g[g.sweep == min(runs.index, key=lambda s: (-runs[s], rank.get(s, len(rank))))])
+    return pd.concat(keep) if keep else at
 
 
 def fig3_estimates(df: pd.DataFrame, sweep: str | None, what: str = "Figure 3") -> pd.DataFrame:
     """Every marginal-likelihood estimate (HMC and IS) of MNIST runs on a training subset, of the preferred sweep."""
-    return select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, what)
+    return select(df[df.metric.isin(ML_METRICS) & df.n_train.notna() & (df.dataset == "mnist")], sweep, what, by=CURVE)
 
 
 def fig3_rows(df: pd.DataFrame, sweep: str | None = "fig3") -> pd.DataFrame:

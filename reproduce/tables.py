@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from reproduce.paper import ALGORITHMS, TOL, compare, paper_value
-from reproduce.results import ML_METRICS, SPLITS, fig2_rows, fig3_estimates, note, recount
+from reproduce.results import ML_METRICS, SPLITS, fig2_rows, fig3_estimates, most_seeds, note, recount
 
 
 def markdown(table: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
@@ -56,15 +56,15 @@ def mean_sd(v: pd.Series) -> str:
     return "" if v.empty else f"{v.mean():.1f}" + (f" ± {v.std():.1f}" if len(v) > 1 else "")
 
 
-def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, points=(1e6, 1e7)) -> list[Path]:
+def fig2_table(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None, points=(1e6, 1e7, 1e8)) -> list[Path]:
     """<out>/figure2_table.md: per panel, each algorithm's bound at each of `points` samples seen (train / test;
-    mean ± sd over seeds), the paper's in brackets."""
-    d = fig2_rows(df, sweep)
+    mean ± sd over seeds, each curve from the sweep with the most seeds there), the paper's in brackets."""
+    d = fig2_rows(df, sweep, per_curve=False)
     if d.empty:
         return []
     parts = []
     for point in points:
-        at = d[np.abs(np.log(d.n_seen / point)) <= math.log(TOL)]
+        at = most_seeds(d[np.abs(np.log(d.n_seen / point)) <= math.log(TOL)], sweep)
         if not at.empty:
             parts.append(f"\n**{point:.0e} samples** (ours, the paper's in brackets; ± sd over seeds where there are several)\n\n"
                          + markdown(fig2_at(at, ref, point)))

@@ -50,6 +50,13 @@ def test_figure3_ranking_against_the_papers_last_point():
     got = claims.figure3_ranking(f3, ref)
     assert got["verdict"] == "fails" and "N=50000 train at 2e+06: ours mcem -120.0 > aevb" in got["evidence"]
     assert claims.figure3_ranking(f3[f3.algorithm != "mcem"], ref)["verdict"] == "not enough data"
+    # curves evaluated at other points are read off at the last point all reach, linearly between evaluations:
+    # aevb at 1e7 between -140 (6.1e6) and -120 (1.21e7) is -140 + 20 * 3.9 / 6 = -127.0, ahead of wake-sleep's -128
+    f3 = frame(rows("aevb", 3, {6.1e6: (-140, -140), 12.1e6: (-120, -120)}, n_train=1000, metric="marginal_ll_hmc"),
+               *[rows(a, 3, {1e6: (-150, -150), 1e7: (v, v)}, n_train=1000, metric="marginal_ll_hmc")
+                 for a, v in (("wake_sleep", -128), ("mcem", -129))])
+    got = claims.figure3_ranking(f3, ref)
+    assert "N=1000 train at 1e+07: ours aevb -127.0 > wake_sleep -128.0 > mcem -129.0" in got["evidence"], got
 
 
 def test_is_above_the_bound_and_closer_with_training():

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from reproduce import figures, models, paper, report, results as stored
+from reproduce import figures, models, paper, report, results as stored, tables
 from reproduce.config import Decoder, ModelConfig
 from reproduce.sinks import COLUMNS
 
@@ -171,9 +171,21 @@ def test_mcem_samples_are_recounted_to_either_count(results):
     assert stored.recount(aevb, runs, "gradient").n_seen.tolist() == aevb.n_seen.tolist()
 
 
-def test_figure2_takes_each_panel_from_the_first_preferred_sweep_that_has_it(tmp_path):
+def test_figure2_takes_each_curve_from_the_first_preferred_sweep_that_has_it(tmp_path):
     fig2_runs(tmp_path)  # sweep fig2: mnist n_z 3 (aevb, wake-sleep), frey n_z 2
     write_run(tmp_path, "fig2_1e7", "mnist", "aevb", 3, 0, curve({10_000_000: (-140, -141)}))
     write_run(tmp_path, "other", "mnist", "aevb", 5, 0, curve({1_000_000: (-100, -100)}))
     rows = stored.fig2_rows(stored.load_rows(tmp_path), "fig2_1e7,fig2")
-    assert set(zip(rows.dataset, rows.n_z, rows.sweep)) == {("mnist", 3, "fig2_1e7"), ("frey", 2, "fig2")}
+    assert set(zip(rows.dataset, rows.n_z, rows.algorithm, rows.sweep)) == {
+        ("mnist", 3, "aevb", "fig2_1e7"), ("mnist", 3, "wake_sleep", "fig2"), ("frey", 2, "aevb", "fig2")}
+
+
+def test_figure2_table_takes_each_point_from_the_sweep_with_the_most_seeds_there(tmp_path):
+    """1e6 from the two-seed sweep (mean -151 of -150, -152), 1e8 from the only sweep that reaches it."""
+    fig2_runs(tmp_path)
+    write_run(tmp_path, "fig2_1e8", "mnist", "aevb", 3, 0, curve({1_000_000: (-160, -160), 100_000_000: (-120, -121)}))
+    tables.fig2_table(stored.load_rows(tmp_path), paper.load_reference(), tmp_path / "out", "fig2_1e8,fig2")
+    text = (tmp_path / "out" / "figure2_table.md").read_text()
+    one, hundred = text.split("**1e+06 samples**")[1].split("**1e+08 samples**")
+    assert "| mnist | 3 | -152.0 ± 1.4 (-155.3) | -151.0 ± 1.4 (-152.9) |" in one and "-160" not in one
+    assert "| mnist | 3 | -120.0 (-130.3) | -121.0 (-133.4) |" in hundred
