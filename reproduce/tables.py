@@ -117,3 +117,30 @@ def fig3_last(g: pd.DataFrame, ref: pd.DataFrame, wall: pd.Series, n_train, algo
             "paper here": "" if here is None else f"{here:g}",
             "paper last (samples)": "" if final.empty else f"{final.value.iloc[0]:g} ({final.n_seen.iloc[0]:.2g})",
             "wall (min)": f"{minutes.mean():.0f}"}
+
+
+def precision_table(df: pd.DataFrame, out: Path, bf16_sweep: str = "bf16_1e7", fp32_sweep: str = "fig2_1e7",
+                    first: float = 1e6) -> list[Path]:
+    """<out>/bf16_equivalence.md: each curve of the bf16 sweep beside the same curve's fp32 seeds, train and test,
+    at every common evaluation from `first` samples on. Within: the bf16 mean inside the fp32 seeds' range
+    (min to max), or within 1 nat of a lone fp32 seed."""
+    d = df[(df.metric == "lower_bound") & df.sweep.isin([bf16_sweep, fp32_sweep]) & (df.n_seen >= first)]
+    d = d[d.set_index(["dataset", "n_z", "algorithm"]).index.isin(d[d.sweep == bf16_sweep].set_index(["dataset", "n_z", "algorithm"]).index)]
+    if d.empty or not (d.sweep == fp32_sweep).any():
+        return []
+    stats = d.groupby(["dataset", "n_z", "algorithm", "split", "n_seen", "sweep"]).value.agg(["mean", "std", "min", "max", "count"]).unstack("sweep").dropna(subset=[("mean", bf16_sweep), ("mean", fp32_sweep)])
+    rows = []
+    for (dataset, n_z, algorithm, split, n_seen), s in stats.iterrows():
+        b, f, n = s[("mean", bf16_sweep)], s[("mean", fp32_sweep)], int(s[("count", fp32_sweep)])
+        within = (s[("min", fp32_sweep)] <= b <= s[("max", fp32_sweep)]) if n > 1 else abs(b - f) <= 1.0
+        rows.append({"dataset": dataset, "n_z": n_z, "algorithm": algorithm, "split": split, "samples": f"{n_seen:.3g}",
+                     f"fp32 ({fp32_sweep})": f"{f:.1f}" if n == 1 else f"{f:.1f} ± {s[('std', fp32_sweep)]:.1f}",
+                     "fp32 seeds": n, f"bf16 ({bf16_sweep})": f"{b:.1f}", "bf16 seeds": int(s[("count", bf16_sweep)]),
+                     "bf16 - fp32": f"{b - f:+.1f}", "within": "yes" if within else "**no**"})
+    table = pd.DataFrame(rows)
+    text = ("# train.precision=bf16 beside fp32\n\n"
+            f"The lower bound of each curve of {bf16_sweep} (bf16) and of the same jobs in {fp32_sweep} (fp32), at every "
+            f"common evaluation from {first:.0e} samples on; within: the bf16 mean inside the fp32 seeds' range (min to "
+            f"max), or within 1 nat where there is one fp32 seed. {(table.within == 'yes').sum()} of {len(table)} within.\n\n"
+            + markdown(table))
+    return write(out, "bf16_equivalence.md", text)

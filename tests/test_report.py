@@ -189,3 +189,19 @@ def test_figure2_table_takes_each_point_from_the_sweep_with_the_most_seeds_there
     one, hundred = text.split("**1e+06 samples**")[1].split("**1e+08 samples**")
     assert "| mnist | 3 | -152.0 ± 1.4 (-155.3) | -151.0 ± 1.4 (-152.9) |" in one and "-160" not in one
     assert "| mnist | 3 | -120.0 (-130.3) | -121.0 (-133.4) |" in hundred
+
+
+def test_bf16_equivalence_table_checks_each_point_against_the_fp32_seeds_range(tmp_path):
+    for seed, (tr, te) in enumerate([(-100, -101), (-102, -103), (-104, -105)]):
+        write_run(tmp_path, "fig2_1e7", "mnist", "aevb", 20, seed, curve({1_000_000: (tr, te), 10_000_000: (tr + 10, te + 10)}))
+    write_run(tmp_path, "fig2_1e7", "frey", "aevb", 10, 0, curve({1_000_000: (700, 690)}))
+    write_run(tmp_path, "bf16_1e7", "mnist", "aevb", 20, 0, curve({1_000_000: (-101, -106), 10_000_000: (-93, -95)}))
+    write_run(tmp_path, "bf16_1e7", "frey", "aevb", 10, 0, curve({1_000_000: (701, 688.5)}))
+    tables.precision_table(stored.load_rows(tmp_path), tmp_path)
+    text = (tmp_path / "bf16_equivalence.md").read_text()
+    assert "| mnist | 20 | aevb | train | 1e+06 | -102.0 ± 2.0 | 3 | -101.0 | 1 | +1.0 | yes |" in text
+    assert "| mnist | 20 | aevb | test | 1e+06 | -103.0 ± 2.0 | 3 | -106.0 | 1 | -3.0 | **no** |" in text  # below the range
+    assert "| mnist | 20 | aevb | test | 1e+07 | -93.0 ± 2.0 | 3 | -95.0 | 1 | -2.0 | yes |" in text
+    assert "| frey | 10 | aevb | train | 1e+06 | 700.0 | 1 | 701.0 | 1 | +1.0 | yes |" in text
+    assert "| frey | 10 | aevb | test | 1e+06 | 690.0 | 1 | 688.5 | 1 | -1.5 | **no** |" in text  # over 1 nat, one seed
+    assert "4 of 6 within" in text
