@@ -177,3 +177,30 @@ def test_figure2_takes_each_panel_from_the_first_preferred_sweep_that_has_it(tmp
     write_run(tmp_path, "other", "mnist", "aevb", 5, 0, curve({1_000_000: (-100, -100)}))
     rows = stored.fig2_rows(stored.load_rows(tmp_path), "fig2_1e7,fig2")
     assert set(zip(rows.dataset, rows.n_z, rows.sweep)) == {("mnist", 3, "fig2_1e7"), ("frey", 2, "fig2")}
+
+
+def test_the_package_has_no_import_circle_and_the_reading_side_is_layered():
+    """Every import of reproduce/ and baselines/ (module level or inside a function) as a graph: no circle, and
+    results -> paper -> figures, tables -> claims -> report, nothing importing what is above it."""
+    import ast
+
+    repo = Path(__file__).resolve().parent.parent
+    files = {".".join(p.relative_to(repo).with_suffix("").parts).removesuffix(".__init__"): p
+             for d in ("reproduce", "baselines") for p in (repo / d).rglob("*.py")}
+    graph = {m: set() for m in files}
+    for m, p in files.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import) else
+                     [n.module, *(f"{n.module}.{a.name}" for a in n.names)] if isinstance(n, ast.ImportFrom) and n.module else [])
+            graph[m] |= {t for t in names if t in files and t != m}
+
+    def reaches(a: str, b: str, seen: set) -> bool:
+        return a == b or any(t not in seen and not seen.add(t) and reaches(t, b, seen) for t in graph[a])
+
+    circles = [(m, t) for m in graph for t in graph[m] if reaches(t, m, set())]
+    assert not circles
+    layers = ["results", "paper", "figures", "tables", "claims", "report"]
+    for i, low in enumerate(layers):
+        assert not graph[f"reproduce.{low}"] & {f"reproduce.{u}" for u in layers[i + 1:]}, low
+    assert [m for m in graph if "reproduce.report" in graph[m]] == []
+    assert not any(t.startswith("baselines") for low in layers for t in graph[f"reproduce.{low}"])
