@@ -205,3 +205,30 @@ def test_bf16_equivalence_table_checks_each_point_against_the_fp32_seeds_range(t
     assert "| frey | 10 | aevb | train | 1e+06 | 700.0 | 1 | 701.0 | 1 | +1.0 | yes |" in text
     assert "| frey | 10 | aevb | test | 1e+06 | 690.0 | 1 | 688.5 | 1 | -1.5 | **no** |" in text  # over 1 nat, one seed
     assert "4 of 6 within" in text
+
+
+def test_the_package_has_no_import_circle_and_the_reading_side_is_layered():
+    """Every import of reproduce/ and baselines/ (module level or inside a function) as a graph: no circle, and
+    results -> paper -> figures, tables -> claims -> report, nothing importing what is above it."""
+    import ast
+
+    repo = Path(__file__).resolve().parent.parent
+    files = {".".join(p.relative_to(repo).with_suffix("").parts).removesuffix(".__init__"): p
+             for d in ("reproduce", "baselines") for p in (repo / d).rglob("*.py")}
+    graph = {m: set() for m in files}
+    for m, p in files.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import) else
+                     [n.module, *(f"{n.module}.{a.name}" for a in n.names)] if isinstance(n, ast.ImportFrom) and n.module else [])
+            graph[m] |= {t for t in names if t in files and t != m}
+
+    def reaches(a: str, b: str, seen: set) -> bool:
+        return a == b or any(t not in seen and not seen.add(t) and reaches(t, b, seen) for t in graph[a])
+
+    circles = [(m, t) for m in graph for t in graph[m] if reaches(t, m, set())]
+    assert not circles
+    layers = ["results", "paper", "figures", "tables", "claims", "report"]
+    for i, low in enumerate(layers):
+        assert not graph[f"reproduce.{low}"] & {f"reproduce.{u}" for u in layers[i + 1:]}, low
+    assert [m for m in graph if "reproduce.report" in graph[m]] == []
+    assert not any(t.startswith("baselines") for low in layers for t in graph[f"reproduce.{low}"])
