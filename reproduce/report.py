@@ -557,6 +557,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
     from reproduce import claims
 
     args = p.parse_args(argv)
+    if args.results is not None and not args.results.is_dir():
+        p.error(f"--results {args.results}: no such folder (your runs are in runs/, the published ones in results/)")
     args.results = args.results if args.results is not None else default_results()
     out = args.out if args.out is not None else args.results / "figures"
     df, runs, ref = load_results(args.results), load_runs(args.results), load_reference(args.reference)
