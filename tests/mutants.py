@@ -185,6 +185,15 @@ MUTANTS: list[Mutant] = [
       "train = torch.bernoulli(train, generator=g)", "static binarization of the training set only"),
     M("static_unseeded", "reproduce/data.py", "g = torch.Generator().manual_seed(cfg.split_seed)", "g = None",
       "static binarization redrawn at every load"),
+    # --- one writer per job, validation ---
+    M("lock_per_process", "reproduce/jobs.py", 'self.lock_file = self.results / f"{self.id}.lock"',
+      'self.lock_file = self.results / f"{self.id}.{os.getpid()}.lock"', "every process locks a file of its own: no exclusion"),
+    M("lock_ignored", "reproduce/train.py", "    with job.lock() as mine:\n        if not mine:", "    with job.lock() as mine:\n        if False:",
+      "a job whose lock another process holds trains anyway"),
+    M("atomic_fixed_tmp", "reproduce/jobs.py", "    tmp = temporary(path)\n", '    tmp = path.with_name(path.name + ".tmp")\n',
+      "every writer of a file uses the same temporary name"),
+    M("checkpoint_every_zero", "reproduce/config.py", "_check(self.checkpoint_every > 0,", "_check(self.checkpoint_every >= 0,",
+      "train.checkpoint_every=0 accepted (a checkpoint every step)"),
     # --- training loop ---
     M("minibatch_first_m", "reproduce/train.py", "idx = torch.randint(0, len(train_x), (M,), generator=gen, device=train_x.device)",
       "idx = torch.randint(0, M, (M,), generator=gen, device=train_x.device)", "minibatches drawn from the first M points only"),

@@ -23,8 +23,6 @@ BAD_CONFIGS = [
     (["model.nz=3"], "Key 'nz' not in 'ModelConfig'"),
     (["-m", "dataset=synthetic", "model.n_z=2,-1"], "model.n_z=-1 is invalid"),
     (["device=cdua"], "device='cdua' is invalid: not a torch device"),
-    (["train.checkpoint_every=0"], "[reproduce] error: config value train.checkpoint_every=0 is invalid: must be > 0"),
-    (["eval.is_subset=-5"], "[reproduce] error: config value eval.is_subset=-5 is invalid: must be > 0, or null"),
     (["train.budget=1.5"], "[reproduce] error: config value train.budget=1.5 is invalid: must be a whole number"),
     (["model.n_z=100000000"], "[reproduce] error: config value model.n_z=100000000 is invalid with model.n_hidden=500: one "
                               "training step needs about 2387.2 GiB"),
