@@ -3,6 +3,7 @@ every job before the first trains; SweepMonitor shows the sweep's progress and e
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 import time
@@ -13,8 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from reproduce.config import Config
 from reproduce import results
+from reproduce.config import Config, ConfigError, ReproduceError
 from reproduce.jobs import Job, job_name
 
 MONITOR_EVERY_S = 60.0  # seconds between progress lines
@@ -51,22 +52,48 @@ class SweepJob:
 
 
 def sweep_of(config: DictConfig) -> list[SweepJob]:
-    root = Path(config.hydra.runtime.cwd)
-    return [SweepJob(i, job_name(o), Job(compose_job(config.hydra.job.config_name, tuple(o)), root))
-            for i, o in enumerate(sweep_jobs(config))]
+    """The sweep's distinct jobs: one listed twice (-m seed=0,0, or settings outside its identity) is one job,
+    run once (its lock) and reported once."""
+    root, jobs = Path(config.hydra.runtime.cwd), {}
+    for o in sweep_jobs(config):
+        job = Job(compose_job(config.hydra.job.config_name, tuple(o)), root)
+        jobs.setdefault(job.id, SweepJob(len(jobs), job_name(o), job))
+    return list(jobs.values())
+
+
+def check_n_jobs(n_jobs: Any) -> None:
+    """joblib's n_jobs: jobs at once, or -1 for one per core, -2 for all cores but one, ... (None: one)."""
+    cores = os.cpu_count() or 1
+    if n_jobs is not None and not (isinstance(n_jobs, int) and (n_jobs > 0 or -cores <= n_jobs < 0)):
+        raise ConfigError(f"config value hydra.launcher.n_jobs={n_jobs!r} is invalid: must be > 0 (jobs at once) or "
+                          f"from -1 (one job per core) to -{cores} (one job; this machine has {cores} cores)")
 
 
 class ValidateSweep(Callback):
     """Compose and validate every job of the multirun before the first one trains, so a bad value in any
-    job stops the sweep with no results written (the message names the job and the field)."""
+    job stops the sweep with no results written (the message names the job and the field): its values, the
+    launcher's n_jobs, what each job will cost here (train.preflight) and its folders; a job listed twice is
+    named (it runs once)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        for overrides in sweep_jobs(config):
-            try:
-                compose_job(config.hydra.job.config_name, tuple(overrides))
-            except Exception as e:  # Hydra turns a callback's exception into a warning: exit instead
-                print(f"[reproduce] sweep job {' '.join(overrides)}: {type(e).__name__}: {e}", file=sys.stderr)
-                sys.exit(2)
+        from reproduce.train import preflight
+
+        where = "hydra.launcher"
+        try:
+            check_n_jobs(config.hydra.launcher.get("n_jobs"))
+            first: dict[str, int] = {}
+            for num, overrides in enumerate(sweep_jobs(config)):
+                where = f"sweep job {' '.join(overrides)}"
+                cfg = compose_job(config.hydra.job.config_name, tuple(overrides))
+                preflight(cfg)
+                job = Job(cfg, Path(config.hydra.runtime.cwd))
+                job.make_folders()
+                if job.id in first:
+                    print(f"[sweep] #{num} is #{first[job.id]} again (the same job, {job.id}): it runs once", file=sys.stderr)
+                first.setdefault(job.id, num)
+        except Exception as e:  # Hydra turns a callback's exception into a warning: exit instead
+            print(f"[reproduce] {where}: {e if isinstance(e, ReproduceError) else f'{type(e).__name__}: {e}'}", file=sys.stderr)
+            sys.exit(2)
 
 
 class SweepMonitor(Callback):
@@ -114,11 +141,20 @@ class SweepMonitor(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.stop.set()
         print(self.summary(config), file=sys.stderr)
+        elsewhere = [f"  {j.job.id} ({j.name}): its lock {j.job.lock_file} is held" for j in self.jobs if self.elsewhere(j)]
         failed = [f"  {j.job.id} ({j.name}): {m.get('error', m.get('status', 'no results'))}"
-                  for j in self.jobs if (m := j.meta()).get("status") != "done"]
+                  for j in self.jobs if (m := j.meta()).get("status") != "done" and not self.elsewhere(j)]
+        if elsewhere:
+            print(f"\n[reproduce] {len(elsewhere)} job(s) running elsewhere (another process trains them; this sweep "
+                  "skipped them): rerun this command when they have ended to list their results", *elsewhere, sep="\n",
+                  file=sys.stderr)
         if failed:
             print(f"\n[reproduce] {len(failed)} job(s) failed:", *failed, sep="\n", file=sys.stderr)
             sys.exit(1)
+
+    def elsewhere(self, j: SweepJob) -> bool:
+        """The job is not done here and another process holds its lock."""
+        return j.meta().get("status") != "done" and j.job.running_elsewhere()
 
     def summary(self, config: DictConfig) -> str:
         """Each job's final train / test bound and test IS beside the paper's at the same samples seen."""
@@ -130,6 +166,9 @@ class SweepMonitor(Callback):
         ref, rows = load_reference(), []
         for j in self.jobs:
             m, c = j.meta(), j.job.cfg
+            if self.elsewhere(j):
+                rows.append([j.job.id, "running elsewhere", m.get("n_seen", ""), "", "", ""])
+                continue
             if m.get("status") != "done":
                 rows.append([j.job.id, f"**{m.get('status', 'not run')}**", m.get("n_seen", ""), "", "", ""])
                 continue

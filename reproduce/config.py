@@ -90,9 +90,23 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+class ReproduceError(Exception):
+    """An error the suite raises on purpose (bad config, data, results, checkpoint): its message names the cause
+    and what to do, so the command line prints the message alone (HYDRA_FULL_ERROR=1: with its traceback)."""
+
+
+class ConfigError(ReproduceError, ValueError):
+    """A bad config value; the message names the field and the accepted range."""
+
+
 def _check(cond: bool, name: str, value: Any, need: str) -> None:
     if not cond:
-        raise ValueError(f"config value {name}={value!r} is invalid: {need}")
+        raise ConfigError(f"config value {name}={value!r} is invalid: {need}")
+
+
+def _positive_or_null(section: "Section", name: str, null: str) -> None:
+    value = getattr(section, name)
+    _check(value is None or value > 0, f"{section.prefix}{name}", value, f"must be > 0, or null ({null})")
 
 
 class Section:
@@ -246,6 +260,9 @@ class TrainConfig(Section):
                f"must be at least one minibatch (train.batch_size={self.batch_size})")
         _check(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _check(self.adagrad_warmup >= 0, "train.adagrad_warmup", self.adagrad_warmup, "must be >= 0")
+        _check(self.checkpoint_every > 0, "train.checkpoint_every", self.checkpoint_every, "must be > 0 (samples between checkpoints)")
+        _check(self.log_every > 0, "train.log_every", self.log_every, "must be > 0 (steps between progress updates)")
+        _positive_or_null(self, "threads", "1 in a sweep, torch's default alone")
         _check(self.compile_mode in COMPILE_MODES, "train.compile_mode", self.compile_mode, f"must be one of {COMPILE_MODES}")
         _check(not (self.cuda_graph and self.compile and self.compile_mode == "reduce-overhead"), "train.compile_mode",
                self.compile_mode, "train.cuda_graph already captures the whole step: leave compile_mode at default")
@@ -280,8 +297,13 @@ class EvalConfig(Section):
     def check(self) -> None:
         _check(self.start > 0, "eval.start", self.start, "must be > 0")
         _check(self.per_decade > 0, "eval.per_decade", self.per_decade, "must be > 0")
-        _check(self.every is None or self.every > 0, "eval.every", self.every, "must be > 0")
         _check(self.chunk > 0, "eval.chunk", self.chunk, "must be > 0")
+        _positive_or_null(self, "every", "log-spaced points instead")
+        _positive_or_null(self, "train_subset", "the whole training set")
+        _positive_or_null(self, "is_subset", "every point of each split")
+        _check(self.hmc_subset > 0, "eval.hmc_subset", self.hmc_subset, "must be > 0")
+        _check(self.hmc_leapfrog > 0, "eval.hmc_leapfrog", self.hmc_leapfrog, "must be > 0")
+        _check(self.hmc_burnin >= 0 and self.hmc_prior_burnin >= 0, "eval.hmc_burnin", (self.hmc_burnin, self.hmc_prior_burnin), "must be >= 0")
         _check(self.is_k >= 0 and self.is_k_final >= 0, "eval.is_k", (self.is_k, self.is_k_final), "must be >= 0")
         _check(self.hmc_samples >= 2, "eval.hmc_samples", self.hmc_samples, "must be >= 2")
         _check(self.hmc_prior_k > 0, "eval.hmc_prior_k", self.hmc_prior_k, "must be > 0")
@@ -340,8 +362,8 @@ def check_device(device: str) -> None:
     validation, so that a CPU login node can submit GPU jobs)."""
     d = torch.device(device)
     if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
-        raise RuntimeError(f"device={device}, but this machine has {torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'}"
+        raise ConfigError(f"device={device}, but this machine has {torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'}"
                            f" CUDA device(s) (torch {torch.__version__}, built for CUDA {torch.version.cuda}). "
                            "Run it on a GPU machine (e.g. launcher=slurm) or set device=cpu.")
     if d.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device={device}, but MPS is not available on this machine; set device=cpu.")
+        raise ConfigError(f"device={device}, but MPS is not available on this machine; set device=cpu.")

@@ -4,12 +4,15 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from reproduce.config import Binarize, Dataset, DatasetConfig, FreySplit
+from reproduce.config import Binarize, ConfigError, Dataset, DatasetConfig, FreySplit, ReproduceError
 
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_MD5 = "5aeb024d42b8a6091f30e5eb18c8a48d"
@@ -21,7 +24,7 @@ N_MNIST_TRAIN = 50_000  # the last 10,000 of the 60,000 training images are vali
 IMAGE_SHAPE = {"mnist": (28, 28), "frey": (28, 20), "synthetic": (8, 8)}  # (height, width) by dataset name
 
 
-class DataError(RuntimeError):
+class DataError(ReproduceError, RuntimeError):
     """A data file is missing or corrupt; the message says where to put it and where it comes from."""
 
 
@@ -69,8 +72,9 @@ def load_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
         if (raw / name).exists():
             _verify(raw / name, expected, source)
     try:
-        train = MNIST(str(root), train=True, download=True).data
-        test = MNIST(str(root), train=False, download=True).data
+        with no_new_empty_folders(raw):
+            train = MNIST(str(root), train=True, download=True).data
+            test = MNIST(str(root), train=False, download=True).data
     except Exception as e:  # no network, or a truncated file torchvision cannot parse
         raise DataError(
             f"MNIST could not be read from {raw} nor downloaded from {source}: {e}. Put the four uncompressed "
@@ -100,11 +104,32 @@ def load_frey(root: Path, cfg: DatasetConfig) -> tuple[torch.Tensor, torch.Tenso
     return ff[: -cfg.frey_n_test], ff[-cfg.frey_n_test :]
 
 
-def _download(url: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
+@contextmanager
+def no_new_empty_folders(folder: Path) -> Iterator[None]:
+    """Make folder (and its parents) for the block; if the block fails, those it made are removed again where
+    empty, so that a failed download leaves nothing behind."""
+    new = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        urllib.request.urlretrieve(url, tmp)
+        yield
+    except BaseException:
+        for p in new:
+            try:
+                p.rmdir()
+            except OSError:  # not empty: something else is there now
+                break
+        raise
+
+
+def _download(url: str, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")  # a name no other download uses
+    try:
+        with no_new_empty_folders(path.parent):
+            try:
+                urllib.request.urlretrieve(url, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a partial file, never read
+                raise
     except Exception as e:
         raise DataError(f"could not download {url} to {path}: {e}. Download it by hand and put it there "
                         "(or set dataset.root / $REPRODUCE_DATA to the folder holding it).") from e
@@ -131,7 +156,7 @@ def load(cfg: DatasetConfig, device: str | torch.device = "cpu") -> Data:
         train, test = synthetic()
     if cfg.n_train is not None:
         if cfg.n_train > len(train):
-            raise ValueError(f"config value dataset.n_train={cfg.n_train} exceeds the {len(train)} training points")
+            raise ConfigError(f"config value dataset.n_train={cfg.n_train} exceeds the {len(train)} training points")
         train = train[: cfg.n_train]
     if cfg.binarize is Binarize.static:
         g = torch.Generator().manual_seed(cfg.split_seed)

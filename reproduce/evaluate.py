@@ -45,12 +45,12 @@ def evaluate(algorithm: Algorithm, sets: dict[str, torch.Tensor], cfg: Config, n
     out = {}
     for split, x in sets.items():
         if enc is not None:
-            lower_bound, mu = marginal_likelihood.elbo_and_means(enc, dec, x, e.chunk, g)  # [N], [N, n_z]: one pass
+            lower_bound, mu_var = marginal_likelihood.elbo_and_mean_var(enc, dec, x, e.chunk, g)  # [N], [n_z]: one pass
             out[(split, "lower_bound")] = lower_bound.mean().item()
             if is_k and (split != "train" or e.is_train):
                 out[(split, "marginal_ll_is")] = marginal_likelihood.log_px_is(enc, dec, x[: e.is_subset], is_k, generator=g, compiled=e.compile).mean().item()
             if e.active_units:
-                out[(split, "active_units")] = float(marginal_likelihood.active_units(mu))
+                out[(split, "active_units")] = float(marginal_likelihood.active_units(mu_var))
         if e.hmc and cfg.model.n_z <= e.hmc_max_n_z:
             xs = x[: e.hmc_subset]
             # chains start at the encoder mean where there is one, else at a prior draw resampled by p(x|z)

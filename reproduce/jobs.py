@@ -1,21 +1,26 @@
 """A job's identity and files: the run id (keyed by what the job is, not where or how it runs), the results,
-meta, weights and checkpoint paths, a finished run found by its stored config, and atomic writes."""
+meta, weights, checkpoint and lock paths, a finished run found by its stored config, one writer per job (its
+lock), and atomic writes."""
 from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import filelock
 import yaml
 
 from reproduce import results
-from reproduce.config import Config, flatten, plain
+from reproduce.config import Config, ReproduceError, flatten, plain
 from reproduce.results import WHEN_ABSENT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,12 +97,26 @@ def git_commit() -> str:
         return "unknown"
 
 
+class ResultsError(ReproduceError):
+    """A results or checkpoint folder that cannot be made or written; the message names it and the setting."""
+
+
+def temporary(path: Path) -> Path:
+    """A name beside path that no other writer uses (pid and a random part): <name>.<pid>-<hex>.tmp."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write through a temporary file and rename, so a crash never leaves a partial file."""
+    """Write through a temporary file of a unique name and rename, so that a crash never leaves a partial file
+    and two writers never rename each other's file; a write that fails removes its temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = temporary(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Job:
@@ -105,12 +124,48 @@ class Job:
     <checkpoint_dir>/<sweep>/<run_id>.pt, relative to root (the directory the command started in)."""
 
     def __init__(self, cfg: Config, root: Path = Path(".")):
-        self.cfg, self.id = cfg, run_id(cfg)
+        self.cfg, self.id, self.root = cfg, run_id(cfg), root
         self.results = root / cfg.log.results_dir / cfg.log.sweep
         self.parquet = self.results / f"{self.id}.parquet"
         self.meta = self.results / f"{self.id}.yaml"
         self.weights = self.results / f"{self.id}.weights.pt"
         self.checkpoint = root / cfg.log.checkpoint_dir / cfg.log.sweep / f"{self.id}.pt"
+        self.lock_file = self.results / f"{self.id}.lock"
+
+    def make_folders(self) -> None:
+        """The results and checkpoint folders, or a ResultsError naming the setting (e.g. a file in the way)."""
+        for folder, key in ((self.results, "log.results_dir"), (self.checkpoint.parent, "log.checkpoint_dir")):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                value = getattr(self.cfg.log, key.split(".")[1])
+                raise ResultsError(f"cannot make the folder {folder} ({key}={value}): {e.strerror or e}. "
+                                   f"Set {key} to a folder you can write to.") from e
+
+    @contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Hold this job's lock for the block, yielding True; False (not held) where another process holds it.
+
+        One writer per job: a run holds it from before it reads the job's files until it is done with them. It
+        is an OS file lock (fcntl.flock through filelock), which the OS releases when its process ends, however
+        it ends (kill -9 included): a lock file left by a dead run is free and taken over, never waited for."""
+        self.make_folders()
+        held = filelock.FileLock(self.lock_file, timeout=0)
+        try:
+            held.acquire()
+            mine = True
+        except filelock.Timeout:
+            mine = False
+        try:
+            yield mine
+        finally:
+            if mine:
+                held.release()
+
+    def running_elsewhere(self) -> bool:
+        """Whether another process holds this job's lock now."""
+        with self.lock() as mine:
+            return not mine
 
     def finished(self) -> Path | None:
         """The results of a finished run of this job, found by its stored config (same_job), so that results
@@ -137,6 +192,8 @@ class Job:
         atomic_write(self.meta, lambda p: p.write_text(yaml.safe_dump(doc, sort_keys=False)))
 
     def remove_leftovers(self) -> None:
-        """Temporary files of an atomic write that a crash interrupted: never read, so removed."""
+        """Temporary files of atomic writes that a crash interrupted: never read, so removed (under the job's
+        lock, so no live writer's)."""
         for path in (self.parquet, self.meta, self.weights, self.checkpoint):
-            path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+            for tmp in path.parent.glob(glob.escape(path.name) + "*.tmp"):  # <name>.tmp (older) and <name>.<pid>-<hex>.tmp
+                tmp.unlink(missing_ok=True)

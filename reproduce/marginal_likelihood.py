@@ -4,43 +4,68 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Iterator
 
 import torch
 
 from reproduce.hmc import adapt_step_size, hmc_step
-from reproduce.models import LOG_2PI, gaussian_log_prob, standard_normal_log_prob
+from reproduce.models import LOG_2PI, activations, gaussian_log_prob, standard_normal_log_prob
 from reproduce.objectives import gaussian_kl, reparameterize
 
 ACTIVE = 0.01  # a latent unit is active where Var_x E_q[z_j|x] exceeds this (Burda et al. 2015)
+EVAL_BYTES = 2**28  # memory budget of one evaluation chunk's tensors (256 MiB): wide models get fewer rows per chunk
+
+
+def rows_per_chunk(floats_per_row: int, chunk: int, itemsize: int = 4) -> int:
+    """At most `chunk` rows (speed), fewer where one chunk's tensors (floats_per_row each) would pass EVAL_BYTES."""
+    return max(1, min(chunk, EVAL_BYTES // (itemsize * floats_per_row)))
+
+
+def normal_chunks(n: int, n_z: int, rows: int, generator=None, device=None, dtype=None) -> Iterator[torch.Tensor]:
+    """Standard normal [rows, n_z] draws for n rows in turn, without the memory of all of them; on the CPU they
+    equal the slices of one torch.randn((n, n_z)) (whose normal_ fills blocks of 16 numbers, and redraws the last
+    16 where n * n_z is not a multiple of 16: draws of multiples of 16, the last taking the tail, continue its
+    stream), so that results do not depend on the chunking. On a GPU they do."""
+    left, buf = n * n_z, torch.empty(0, device=device, dtype=dtype)
+    for start in range(0, n, rows):
+        need = min(rows, n - start) * n_z
+        if need > len(buf):
+            size = -(-(need - len(buf)) // 16) * 16
+            size = left if left - size < 16 else size  # never leave a tail under 16 numbers for a last draw
+            buf, left = torch.cat([buf, torch.randn(size, generator=generator, device=device, dtype=dtype)]), left - size
+        yield buf[:need].view(-1, n_z)
+        buf = buf[need:]
 
 
 @torch.no_grad()
 def elbo(encoder, decoder, x: torch.Tensor, chunk: int = 1000, generator=None) -> torch.Tensor:
     """Per-datapoint lower bound (estimator B, L = 1) of every row of x; [N, n_x] -> [N]."""
-    return elbo_and_means(encoder, decoder, x, chunk, generator)[0]
+    return elbo_and_mean_var(encoder, decoder, x, chunk, generator)[0]
 
 
 @torch.no_grad()
-def elbo_and_means(encoder, decoder, x: torch.Tensor, chunk: int = 1000, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bound of every row of x and the encoder means it used, in one pass; [N, n_x] -> [N], [N, n_z].
+def elbo_and_mean_var(encoder, decoder, x: torch.Tensor, chunk: int = 1000, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bound of every row of x and the variance over x of the encoder means (for active_units), in one pass
+    over chunks of bounded memory; [N, n_x] -> [N], [n_z].
 
-    The noise is drawn for all of x at once, so the result does not depend on `chunk` (speed only: on a
-    CPU 1000 rows keep the activations in cache)."""
+    The noise equals one draw for all of x (normal_chunks), so the result does not depend on `chunk` (speed
+    only: on a CPU 1000 rows keep the activations in cache), which shrinks to fit EVAL_BYTES for wide models."""
     n_z = encoder(x[:1])[0].shape[-1]
-    eps = torch.randn((1, len(x), n_z), generator=generator, device=x.device, dtype=x.dtype)  # [1, N, n_z]
-    out, mus = [], []
-    for xc, ec in zip(x.split(chunk), eps.split(chunk, dim=1)):
+    rows = rows_per_chunk(3 * activations(encoder, decoder) + 4 * n_z + 2 * x.shape[-1], chunk, x.element_size())
+    out, sum_mu, sum_mu2 = [], 0.0, 0.0  # [n_z] sums in float64, so that no [N, n_z] tensor is kept
+    for xc, ec in zip(x.split(rows), normal_chunks(len(x), n_z, rows, generator, x.device, x.dtype)):
         mu, log_var = encoder(xc)  # [B, n_z]
-        z = reparameterize(mu, log_var, 1, eps=ec)  # [1, B, n_z]
+        z = reparameterize(mu, log_var, 1, eps=ec.unsqueeze(0))  # [1, B, n_z]
         out.append(decoder.log_prob(xc, z).mean(0) - gaussian_kl(mu, log_var))
-        mus.append(mu)
-    return torch.cat(out), torch.cat(mus)
+        sum_mu, sum_mu2 = sum_mu + mu.sum(0, dtype=torch.float64), sum_mu2 + mu.double().square().sum(0)
+    return torch.cat(out), sum_mu2 / len(x) - (sum_mu / len(x)).square()
 
 
-def chunk_sizes(n: int, k: int, n_x: int, max_elements: int) -> tuple[int, int]:
-    """Datapoints and samples per chunk so one [k_chunk, B_chunk, n_x] decoder output fits max_elements."""
-    b_chunk = max(1, min(n, max_elements // (k * n_x)))  # whole k per datapoint when it fits
-    k_max = max(1, min(k, max_elements // (b_chunk * n_x)))
+def chunk_sizes(n: int, k: int, width: int, max_elements: int) -> tuple[int, int]:
+    """Datapoints and samples per chunk so that one [k_chunk, B_chunk, width] tensor fits max_elements; width is
+    the widest per sample: the decoder output n_x, or n_z where that is wider (z itself)."""
+    b_chunk = max(1, min(n, max_elements // (k * width)))  # whole k per datapoint when it fits
+    k_max = max(1, min(k, max_elements // (b_chunk * width)))
     return b_chunk, math.ceil(k / math.ceil(k / k_max))  # equal chunks of k, no small remainder
 
 
@@ -89,8 +114,8 @@ def log_px_is(
     k = 5000 is the standard evaluation. Memory is bounded by max_elements of the decoder output.
     compiled: the inner chunk through torch.compile (eval.compile; a few seconds to compile, see README)."""
     max_elements = max_elements or default_max_elements(x.device)
-    b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
     n_z = encoder(x[:1])[0].shape[-1]
+    b_chunk, k_chunk = chunk_sizes(len(x), k, max(x.shape[-1], n_z), max_elements)
     return torch.cat([_log_px_is_chunk(encoder, decoder, xc, n_z, k, k_chunk, generator, compiled) for xc in x.split(b_chunk)])
 
 
@@ -121,7 +146,7 @@ def prior_resample(decoder, x: torch.Tensor, n_z: int, k: int = 1000, max_elemen
     multimodal: a chain started at a draw from p(z) stays in the mode it first falls into, and the estimate of
     appendix D is then the mass of that mode, far below log p(x) (Fig. 3 MCEM went down with training)."""
     max_elements = max_elements or default_max_elements(x.device)
-    b_chunk, k_chunk = chunk_sizes(len(x), k, x.shape[-1], max_elements)
+    b_chunk, k_chunk = chunk_sizes(len(x), k, max(x.shape[-1], n_z), max_elements)
     out = []
     for xc in x.split(b_chunk):
         best = torch.full(xc.shape[:1], -torch.inf, device=x.device, dtype=x.dtype)  # [B] max of log w + G so far
@@ -180,7 +205,10 @@ def log_px_hmc(
     Chains start at z_init [N, n_z] (the encoder mean, or prior_resample without encoder) or at a draw from
     p(z), which a multimodal posterior can trap in a minor mode (see prior_resample). The initial step size
     (a float or per chain [N, 1], e.g. the encoder's smallest sigma) is a **choice**: the paper is silent,
-    and 5 burn-in steps move it by at most exp(5 * rate * (1 - target)) upward."""
+    and 5 burn-in steps move it by at most exp(5 * rate * (1 - target)) upward. At most `chunk` chains at once,
+    fewer where the density fit's [L/2, L/2, B, n_z] tensors would pass EVAL_BYTES."""
+    half = n_samples // 2
+    chunk = rows_per_chunk(3 * half * (n_samples - half) * n_z + n_samples * n_z + 3 * activations(decoder), chunk, x.element_size())
     if z_init is None:
         z_init = torch.randn((len(x), n_z), generator=generator, device=x.device, dtype=x.dtype)  # [N, n_z]
     step_size = torch.as_tensor(step_size, device=x.device, dtype=x.dtype).expand(len(x), 1)  # [N, 1]
@@ -191,7 +219,7 @@ def log_px_hmc(
     return torch.cat(out)
 
 
-def active_units(mu: torch.Tensor, threshold: float = ACTIVE) -> int:
+def active_units(mu_var: torch.Tensor, threshold: float = ACTIVE) -> int:
     """Number of active latent units, A_j = Var_x E_q[z_j|x] > threshold (Burda et al. 2015, sec. 5.2),
-    from the encoder means of a set (elbo_and_means returns them); mu [N, n_z]."""
-    return int((mu.var(0, correction=0) > threshold).sum())
+    from the variance over a set of the encoder means (elbo_and_mean_var returns it); mu_var [n_z]."""
+    return int((mu_var > threshold).sum())

@@ -163,13 +163,32 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z.square()).sum(-1)
 
 
-def build(cfg: ModelConfig, n_x: int) -> tuple[GaussianEncoder, nn.Module]:
-    """Encoder and decoder of the paper's sizes, initialised N(0, init_std^2)."""
+def networks(cfg: ModelConfig, n_x: int) -> tuple[GaussianEncoder, nn.Module]:
+    """Encoder and decoder of the paper's sizes, as constructed (PyTorch's default init)."""
     encoder = GaussianEncoder(n_x, cfg.n_hidden, cfg.n_z)
     if cfg.decoder is Decoder.bernoulli:
-        decoder: nn.Module = BernoulliDecoder(cfg.n_z, cfg.n_hidden, n_x)
-    else:
-        decoder = GaussianDecoder(cfg.n_z, cfg.n_hidden, n_x, cfg.min_log_var, cfg.log_var)
+        return encoder, BernoulliDecoder(cfg.n_z, cfg.n_hidden, n_x)
+    return encoder, GaussianDecoder(cfg.n_z, cfg.n_hidden, n_x, cfg.min_log_var, cfg.log_var)
+
+
+def build(cfg: ModelConfig, n_x: int) -> tuple[GaussianEncoder, nn.Module]:
+    """Encoder and decoder of the paper's sizes, initialised N(0, init_std^2)."""
+    encoder, decoder = networks(cfg, n_x)
     init_normal_(encoder, cfg.init_std)
     init_normal_(decoder, cfg.init_std)
     return encoder, decoder
+
+
+def activations(*nets: nn.Module) -> int:
+    """Floats one datapoint's forward pass makes: the output width of every layer (the sizes of its biases)."""
+    return sum(p.numel() for net in nets if isinstance(net, nn.Module) for p in net.parameters() if p.dim() == 1)
+
+
+def training_bytes(cfg: ModelConfig, n_x: int, rows: int, itemsize: int = 4) -> int:
+    """Memory of one training step, estimated: the parameters, their gradients and two more copies (Adagrad's
+    sum of squares, the update), and `rows` datapoint-samples of activations (each layer's output, kept for
+    backward, and its gradient). Counted on the meta device, so that nothing is allocated."""
+    with torch.device("meta"):
+        nets = networks(cfg, n_x)
+    params = sum(p.numel() for net in nets for p in net.parameters())
+    return itemsize * (4 * params + 2 * rows * activations(*nets))

@@ -39,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.results is not None and not args.results.is_dir():
+        p.error(f"--results {args.results}: no such folder (your runs are in runs/, the published ones in results/)")
     results = args.results if args.results is not None else default_results()
     out = args.out if args.out is not None else results / "figures"
     df, runs, ref = load_rows(results), load_runs(results), load_reference(args.reference)

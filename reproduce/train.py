@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -13,16 +14,17 @@ import torch
 from tqdm import tqdm
 
 from reproduce import algorithms, data as data_mod, graphed, models
-from reproduce.config import Config, Precision, check_device
+from reproduce.config import Config, ConfigError, Precision, ReproduceError, check_device
 from reproduce.evaluate import evaluate, schedule, splits as eval_splits
 from reproduce.jobs import Job, atomic_write
 from reproduce.protocol import Algorithm
 from reproduce.sinks import Sinks, row, run_columns
 
 PROGRESS_EVERY_S = 20.0  # seconds between progress notes in the job's meta file (read by a sweep's monitor)
+MANY_EVALUATIONS = 200  # a schedule of more evaluation points is named before training (each is a pass over the data)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ReproduceError, RuntimeError):
     """A checkpoint that cannot be read; the message names the file and what to do."""
 
 
@@ -95,17 +97,63 @@ def check_parameters(algorithm, step: int, n_seen: int) -> None:
 def check_batch(cfg: Config, n_train: int) -> None:
     """A minibatch larger than the training set would repeat points within every step."""
     if cfg.train.batch_size > n_train:
-        raise ValueError(f"config value train.batch_size={cfg.train.batch_size} is invalid: larger than the "
+        raise ConfigError(f"config value train.batch_size={cfg.train.batch_size} is invalid: larger than the "
                          f"{n_train} training points of {cfg.dataset.name.value}")
 
 
-def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
+def machine_memory(device: str) -> int | None:
+    """Bytes of memory where a job runs: the machine's RAM for the CPU, the GPU's own for CUDA; None where
+    unknown (no such GPU here, e.g. a login node submitting GPU jobs, or no sysconf)."""
+    d = torch.device(device)
+    if d.type == "cuda":
+        visible = torch.cuda.is_available() and (d.index or 0) < torch.cuda.device_count()
+        return torch.cuda.get_device_properties(d.index or 0).total_memory if visible else None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if d.type == "cpu" else None
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def preflight(cfg: Config) -> None:
+    """What a job will cost, checked before it runs (cli.py; callbacks.ValidateSweep for every job of a sweep),
+    not when stored results are read: a model whose training step does not fit this machine's memory is
+    refused, with the estimate; a schedule of many evaluations, or one that starts past the budget, is named."""
+    m, e, t = cfg.model, cfg.eval, cfg.train
+    rows = t.batch_size * max(getattr(cfg.algorithm, "L", 1), getattr(cfg.algorithm, "K", 1))  # datapoint-samples per step
+    need = models.training_bytes(m, math.prod(data_mod.IMAGE_SHAPE[cfg.dataset.name.value]), rows)
+    have = machine_memory(cfg.device)
+    if have is not None and need > have:
+        raise ConfigError(f"config value model.n_z={m.n_z} is invalid with model.n_hidden={m.n_hidden}: one training step "
+                          f"needs about {need / 2**30:.1f} GiB (parameters, gradients, Adagrad state and a minibatch's "
+                          f"activations), more than the {have / 2**30:.1f} GiB of memory of {cfg.device} here")
+    n = len(schedule(cfg))
+    if n > MANY_EVALUATIONS:
+        print(f"[reproduce] note: {n} evaluations (eval.start={e.start} to train.budget={t.budget}, "
+              f"{f'eval.every={e.every}' if e.every else f'eval.per_decade={e.per_decade}'}), each a pass over the "
+              "evaluation sets: they will take most of the job's time", file=sys.stderr)
+    if e.start > t.budget:
+        print(f"[reproduce] note: eval.start={e.start} is past train.budget={t.budget}: one evaluation, at the end",
+              file=sys.stderr)
+
+
+def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path | None:
     """Train one job to cfg.train.budget samples, evaluating on the log-spaced schedule; resumes from
-    its checkpoint and skips a finished job. Returns the results parquet path."""
+    its checkpoint and skips a finished job. Returns the results parquet path, or None where the job is
+    running elsewhere (another process holds its lock: it is skipped, not waited for)."""
     job = Job(cfg, root)
-    if done := job.finished():
-        print(f"[reproduce] {job.id} already finished: {done}", file=sys.stderr)
-        return done
+    with job.lock() as mine:
+        if not mine:
+            print(f"[reproduce] {job.id} is running elsewhere (another process holds its lock {job.lock_file}); "
+                  "skipped: rerun when it has ended to use its results", file=sys.stderr)
+            return None
+        if done := job.finished():
+            print(f"[reproduce] {job.id} already finished: {done}", file=sys.stderr)
+            return done
+        return train_job(cfg, job, name)
+
+
+def train_job(cfg: Config, job: Job, name: str | None) -> Path:
+    """run() under the job's lock: load, resume, train, and mark the job done (or failed)."""
     check_device(cfg.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -118,7 +166,7 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
     job.remove_leftovers()
     state = TrainState.resume(job, algorithm, gen)
     job.write_meta(status="running", n_seen=state.n_seen, budget=cfg.train.budget)
-    sinks = Sinks(cfg, job, state.rows, name or job.id, state.wandb_id, root)
+    sinks = Sinks(cfg, job, state.rows, name or job.id, state.wandb_id, job.root)
     try:
         summary = train_loop(cfg, job, data, algorithm, gen, state, sinks)
     except BaseException as e:
@@ -126,7 +174,8 @@ def run(cfg: Config, root: Path = Path("."), name: str | None = None) -> Path:
         sinks.finish(exit_code=1)
         raise
     if cfg.log.save_weights:
-        torch.save({"encoder": encoder.state_dict(), "decoder": decoder.state_dict()}, job.weights)
+        weights = {"encoder": encoder.state_dict(), "decoder": decoder.state_dict()}
+        atomic_write(job.weights, lambda p: torch.save(weights, p))
     job.write_meta(status="done", **summary)
     sinks.finish(exit_code=0, summary=summary)
     job.checkpoint.unlink(missing_ok=True)

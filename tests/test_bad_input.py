@@ -1,5 +1,6 @@
 """Bad input fails before training with a message naming the field or the file, and leaves no results."""
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,11 @@ BAD_CONFIGS = [
     (["model.nz=3"], "Key 'nz' not in 'ModelConfig'"),
     (["-m", "dataset=synthetic", "model.n_z=2,-1"], "model.n_z=-1 is invalid"),
     (["device=cdua"], "device='cdua' is invalid: not a torch device"),
+    (["train.budget=1.5"], "[reproduce] error: config value train.budget=1.5 is invalid: must be a whole number"),
+    (["model.n_z=100000000"], "[reproduce] error: config value model.n_z=100000000 is invalid with model.n_hidden=500: one "
+                              "training step needs about 2387.2 GiB"),
+    (["-m", "dataset=synthetic", "seed=0,1", "hydra.launcher.n_jobs=0"],
+     "[reproduce] hydra.launcher: config value hydra.launcher.n_jobs=0 is invalid: must be > 0 (jobs at once) or from -1"),
 ]
 
 
@@ -38,10 +44,15 @@ def cli_runs(tmp_path_factory) -> dict:
     they take a third of the time they take one after another); name -> (tmp dir, CompletedProcess)."""
     cmds = {f"bad{i}": overrides for i, (overrides, _) in enumerate(BAD_CONFIGS)}
     cmds["cuda"] = ["dataset=synthetic", "device=cuda"]
-    tmps = {name: tmp_path_factory.mktemp(name) for name in [*cmds, "frey"]}
+    cmds["budget_1e6"] = ["train.budget=1e6", "--cfg", "job"]  # composes, prints the job's config, trains nothing
+    tmps = {name: tmp_path_factory.mktemp(name) for name in [*cmds, "frey", "file", "report"]}
     cmds["frey"] = ["-m", "dataset=frey", "model.n_z=2,3", f"dataset.root={corrupt_frey(tmps['frey'])}"]
+    (tmps["file"] / "results").write_text("a file where the results folder should be")
+    cmds["file"] = [f"log.results_dir={tmps['file']}/results"]
     procs = {name: subprocess.Popen(reproduce_cmd(tmps[name], *o), cwd=tmps[name], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for name, o in cmds.items()}
+    procs["report"] = subprocess.Popen([sys.executable, "-m", "reproduce.report", "--results", str(tmps["report"] / "nowhere")],
+                                       cwd=tmps["report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=300)
@@ -54,19 +65,41 @@ def test_bad_config_fails_before_training(cli_runs, i):
     tmp, p = cli_runs[f"bad{i}"]
     message = BAD_CONFIGS[i][1]
     assert p.returncode != 0 and message in p.stderr, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr  # one clear message (HYDRA_FULL_ERROR=1 shows the traceback)
     assert not list(tmp.rglob("*.parquet"))
+
+
+def test_an_integer_written_1e6_is_read_as_the_integer(cli_runs):
+    tmp, p = cli_runs["budget_1e6"]
+    assert p.returncode == 0 and "budget: 1000000\n" in p.stdout, p.stderr[-3000:]
+
+
+def test_a_results_folder_that_is_a_file_fails_fast_with_one_message(cli_runs):
+    tmp, p = cli_runs["file"]
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"[reproduce] error: cannot make the folder {tmp}/results/default (log.results_dir={tmp}/results): Not a directory. "
+        "Set log.results_dir to a folder you can write to.")
+
+
+def test_report_of_a_missing_results_folder_fails(cli_runs):
+    tmp, p = cli_runs["report"]
+    assert p.returncode == 2 and f"--results {tmp}/nowhere: no such folder" in p.stderr, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr and not (tmp / "nowhere").exists()
 
 
 def test_missing_frey_fails_with_where_to_put_it_and_where_it_comes_from(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "FREY_URL", "http://frey.invalid/frey_rawface.mat")
     with pytest.raises(DataError, match=r"could not download http://frey.invalid/frey_rawface.mat to .*frey_rawface.mat.*by hand"):
-        load(DatasetConfig(name=Dataset.frey, root=str(tmp_path)))
+        load(DatasetConfig(name=Dataset.frey, root=str(tmp_path / "cache" / "data")))
+    assert list(tmp_path.iterdir()) == []  # a failed download leaves no folder behind
 
 
 def test_missing_mnist_fails_with_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://mnist.invalid/"])
     with pytest.raises(DataError, match=r"Put the four uncompressed IDX files .* in .*MNIST/raw"):
-        load(DatasetConfig(name=Dataset.mnist, root=str(tmp_path)))
+        load(DatasetConfig(name=Dataset.mnist, root=str(tmp_path / "cache")))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_data_stops_a_multirun_with_no_results(cli_runs):

@@ -92,6 +92,24 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     assert read_wandb_run(runs[-1])["exit_code"] == 0
 
 
+def test_two_runs_of_one_job_at_once_one_trains_the_other_skips_it(tmp_path):
+    """Two processes on one job and one results folder: one trains, the other says the job is running
+    elsewhere and touches nothing; the rows equal those of a lone run (in another folder, meanwhile)."""
+    a, lone = tmp_path / "a", tmp_path / "lone"
+    a.mkdir(), lone.mkdir()
+    job = [*JOB, "train.checkpoint_every=1000"]  # frequent atomic writes: a shared temporary name would collide
+    first, alone = reproduce(a, *job), reproduce(lone, *job)
+    deadline = time.time() + 120
+    while not [m for m in (a / "results").rglob("*.yaml") if "status: running" in m.read_text()] and time.time() < deadline:
+        time.sleep(0.05)  # the first holds the job's lock from before it writes its meta file
+    second = finish(reproduce(a, *job))
+    assert "is running elsewhere (another process holds its lock" in second and ".lock); skipped" in second, second
+    out = finish(first)
+    assert "running elsewhere" not in out and "resuming" not in out
+    finish(alone)
+    pd.testing.assert_frame_equal(rows(a), rows(lone))
+
+
 def test_non_finite_parameter_is_named_before_a_checkpoint():
     import torch
     from reproduce.train import check_parameters

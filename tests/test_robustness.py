@@ -2,7 +2,9 @@
 run from another folder or device. Each case stops with a message that says what to do, or recovers."""
 import dataclasses
 import math
+import pickle
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from conftest import reproduce_cmd
 from reproduce import train
 from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, EvalConfig, LogConfig, MCEMConfig, ModelConfig,
                               RWSConfig, Section, TrainConfig, WandbMode)
-from reproduce.jobs import Job, job_name, run_id
+from reproduce.jobs import Job, ResultsError, atomic_write, job_name, run_id, temporary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +42,8 @@ def test_a_truncated_checkpoint_names_the_file_and_what_to_do(tmp_path):
 def test_leftover_temporary_files_of_an_interrupted_write_are_removed(tmp_path):
     cfg = tiny(tmp_path)
     job = Job(cfg)
-    leftovers = [p.with_name(p.name + ".tmp") for p in (job.checkpoint, job.parquet, job.meta)]
+    leftovers = [p.with_name(p.name + ".tmp") for p in (job.checkpoint, job.parquet, job.meta)] + \
+        [temporary(p) for p in (job.checkpoint, job.parquet, job.meta, job.weights)]  # <name>.<pid>-<hex>.tmp
     for p in leftovers:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half a file")
@@ -114,3 +117,73 @@ def test_root_from_config_or_environment_is_the_same_job(tmp_path, monkeypatch):
     first = train.run(cfg)
     cfg.dataset.root = str(tmp_path)
     assert train.run(cfg) == first
+
+
+HOLD = """import pickle, sys, time
+from reproduce.jobs import Job
+with Job(pickle.loads(bytes.fromhex(sys.argv[1]))).lock() as mine:
+    print(mine, flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock(cfg: Config) -> subprocess.Popen:
+    """Another process that holds the job's lock (computing its path itself) until killed."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, pickle.dumps(cfg).hex()], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "True"
+    return p
+
+
+def test_a_job_running_elsewhere_is_skipped_and_a_dead_runs_lock_is_taken_over(tmp_path, capsys):
+    """The lock is an OS file lock: the OS releases it when its process dies, even by kill -9, so the lock file
+    a dead run leaves behind does not block the job."""
+    cfg = tiny(tmp_path)
+    job = Job(cfg)
+    holder = hold_lock(cfg)
+    assert job.running_elsewhere()
+    assert train.run(cfg) is None
+    err = capsys.readouterr().err
+    assert f"{job.id} is running elsewhere (another process holds its lock {job.lock_file}); skipped" in err
+    assert not job.meta.exists() and not job.parquet.exists() and not job.checkpoint.exists()  # nothing touched
+    holder.kill()  # SIGKILL: no clean-up of its own
+    holder.wait()
+    assert job.lock_file.exists() and not job.running_elsewhere()
+    assert train.run(cfg) == job.parquet and job.parquet.exists()
+
+
+def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path):
+    path = tmp_path / "rows.parquet"
+
+    def first(tmp: Path) -> None:
+        tmp.write_text("first")
+        atomic_write(path, lambda p: p.write_text("second"))  # a second writer, between the first's write and rename
+
+    atomic_write(path, first)
+    assert path.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == [path.name]
+    with pytest.raises(OSError):
+        atomic_write(path, lambda p: (p.write_text("half"), open(tmp_path / "missing" / "x")))  # a write that fails
+    assert path.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == [path.name]  # its temporary file removed
+
+
+def test_the_sweep_summary_lists_a_job_running_elsewhere(tmp_path, capsys):
+    from omegaconf import OmegaConf
+    from reproduce.callbacks import SweepJob, SweepMonitor
+
+    cfg = tiny(tmp_path)
+    monitor = SweepMonitor()
+    monitor.t0, monitor.jobs, monitor.stop = 0.0, [SweepJob(0, "seed=0", Job(cfg))], __import__("threading").Event()
+    holder = hold_lock(cfg)
+    try:
+        monitor.on_multirun_end(OmegaConf.create({"log": {"sweep": "default", "results_dir": str(tmp_path / "results")}}))
+    finally:
+        holder.kill()
+    err = capsys.readouterr().err
+    assert f"| {Job(cfg).id} | running elsewhere |" in err and "1 job(s) running elsewhere" in err and "failed" not in err
+
+
+def test_a_results_folder_that_is_a_file_fails_before_any_data_is_read(tmp_path, monkeypatch):
+    (tmp_path / "results").write_text("a file")
+    monkeypatch.setattr(train.data_mod, "load", lambda *a: pytest.fail("data loaded"))
+    with pytest.raises(ResultsError, match=rf"cannot make the folder {tmp_path}/results/default \(log.results_dir={tmp_path}/results\): "
+                                           r"Not a directory. Set log.results_dir to a folder you can write to"):
+        train.run(tiny(tmp_path))
