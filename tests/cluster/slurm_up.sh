@@ -84,8 +84,8 @@ AccountingStorageHost=127.0.0.1
 AccountingStoragePass=$DIR/munge.socket
 MpiDefault=none
 ReturnToService=2
-# a cancelled or requeued job gets SIGKILL 5 s after SIGTERM; finished jobs stay visible to scontrol for an hour
-KillWait=5
+# a cancelled or requeued job gets SIGKILL 2 s after SIGTERM (submitit's jobs ignore SIGTERM); finished jobs stay visible to scontrol for an hour
+KillWait=2
 MinJobAge=3600
 # a job that asks for no memory gets 1 GB per CPU, not the whole node
 DefMemPerCPU=1024
