@@ -181,9 +181,9 @@ def uninterrupted(tmp_path_factory):
 
 
 def interrupt_mid_run(tmp: Path, proc: subprocess.Popen, how: list[str]) -> str:
-    """Once the job has a checkpoint, interrupt it (scancel, scontrol requeue, a signal); its Slurm id."""
-    wait_until("checkpoint", lambda: list((tmp / "ckpt" / "resume").glob("*.pt")), proc)
-    (slurm_id,) = slurm_ids(tmp)
+    """Once the seed-0 job has a checkpoint, interrupt it (scancel, scontrol requeue, a signal); its Slurm id."""
+    wait_until("checkpoint", lambda: list((tmp / "ckpt" / "resume").glob("*-s0-*.pt")), proc)
+    slurm_id = slurm_ids(tmp)[0]  # the sweep's first job, seed 0 (<array>_0, or <job> where it is alone)
     sh(*how, slurm_id)
     return slurm_id
 
@@ -199,18 +199,23 @@ def assert_resumed(tmp: Path, uninterrupted: dict[str, pd.DataFrame]) -> None:
     n = re.findall(rf"resuming {run_id} at (\d+) samples", job_logs(tmp))
     assert len(n) == 1 and 0 < int(n[0]) < 400_000, job_logs(tmp)[-3000:]
     ours = rows(tmp, "resume")
-    assert ours.keys() == uninterrupted.keys()
     pd.testing.assert_frame_equal(ours[run_id], uninterrupted[run_id], check_exact=True)
 
 
-def test_a_cancelled_job_resubmitted_resumes_with_identical_rows(tmp_path, uninterrupted):
-    proc = start(tmp_path, *LONG)
-    interrupt_mid_run(tmp_path, proc, ["scancel"])
+def test_a_cancelled_job_is_named_the_others_finish_and_rerun_it_resumes_with_identical_rows(tmp_path, uninterrupted):
+    """scancel ends a job without a result, as a job killed on its node or a lost node does."""
+    proc = start(tmp_path, *LONG, "seed=0,1")
+    slurm_id = interrupt_mid_run(tmp_path, proc, ["scancel"])
     out, _ = proc.communicate(timeout=WAIT_S)
-    assert proc.returncode != 0 and "CANCELLED" in out, out[-3000:]  # the sweep stops: its job did not finish
-    assert [m["status"] for m in metas(tmp_path, "resume").values()] == ["running"]  # killed mid-run
-    p = sweep(tmp_path, *LONG)  # the same command again
+    assert proc.returncode == 1, out[-3000:]
+    assert re.search(rf"Slurm job {slurm_id} \(.*\bseed=0\b.*\) ended without a result: CANCELLED", out), out[-3000:]
+    status = {m["status"]: run_id for run_id, m in metas(tmp_path, "resume").items()}
+    assert status.keys() == {"running", "done"} and "-s0-" in status["running"]  # seed 0 killed mid-run, seed 1 done
+    assert re.search(rf"^\| {status['running']} \| \*\*running\*\* \|", out, re.M) and "1 job(s) failed" in out
+    assert re.search(rf"^\| {status['done']} \| done \| 4e\+05 \|", out, re.M)
+    p = sweep(tmp_path, *LONG, "seed=0,1")  # the same command again
     assert p.returncode == 0, p.stderr[-3000:]
+    assert f"{status['done']} already finished" in job_logs(tmp_path)
     assert_resumed(tmp_path, uninterrupted)
 
 
