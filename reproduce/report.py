@@ -22,7 +22,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from reproduce import models  # noqa: E402
+from reproduce import models, readme  # noqa: E402
 from reproduce.data import IMAGE_SHAPE  # noqa: E402
 from reproduce.jobs import WHEN_ABSENT  # noqa: E402
 from reproduce.config import ModelConfig  # noqa: E402
@@ -573,6 +573,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
                "claims": claims.write(df, runs, ref, out, sweeps)}
     if (df.algorithm == "full_vb").any():  # beyond the paper: only where such runs exist
         written["figure_full_vb"] = figure_full_vb(df, out)
+    written["pages"] = readme.refresh(only=[p for paths in written.values() for p in paths])  # README, docs/
     return written
 
 
