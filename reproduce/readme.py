@@ -85,14 +85,18 @@ def render(text: str, base: Path, run: Runner | None = None, only: Iterable[Path
         if source.startswith("python "):
             if not source.startswith(COMMAND + " "):
                 raise ValueError(f"include block `{source}`: the only command a block may run is `{COMMAND} ...`")
-            new = None if run is None else untitled(run(source))
+            if run is None:
+                return m[0]
+            new = untitled(run(source))
         else:
             file, _, name = source.partition(".py:")
             path = (base / (file + ".py" if name else file)).resolve()
+            if only is not None and path not in only:
+                return m[0]
             if not path.exists():
                 raise FileNotFoundError(f"include block: {path} does not exist (run `python -m reproduce.report` first?)")
-            new = file_text(path, name or None) if only is None or path in only else None
-        return m[0] if new is None else f"{m['open']}\n{new}\n{m['end']}"  # blank lines: the body is its own block
+            new = file_text(path, name or None)
+        return f"{m['open']}\n{new}\n{m['end']}"  # blank lines around it: the body is its own markdown block
 
     return BLOCK.sub(body, text)
 
