@@ -40,12 +40,13 @@ class AEVB(Algorithm):
         self.opt.load_state_dict(state["opt"])
 
 
-from baselines.mcem import MCEM  # noqa: E402  (baselines import the optimizer, not this module)
+from baselines.iwae import IWAE  # noqa: E402  (baselines import the optimizer, not this module)
+from baselines.mcem import MCEM  # noqa: E402
 from baselines.wake_sleep import ReweightedWakeSleep, WakeSleep  # noqa: E402
 from reproduce.full_vb import FullVB  # noqa: E402
 
 REGISTRY: dict[str, type[Algorithm]] = {"aevb": AEVB, "wake_sleep": WakeSleep, "rws": ReweightedWakeSleep, "mcem": MCEM,
-                             "full_vb": FullVB}
+                                        "full_vb": FullVB, "iwae": IWAE}
 
 
 def build(cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator) -> Algorithm:

@@ -213,6 +213,17 @@ class RWSConfig(AlgorithmConfig):
 
 
 @dataclass
+class IWAEConfig(AlgorithmConfig):
+    """The importance weighted autoencoder (Burda et al. 2015, beyond the paper): see baselines/iwae.py."""
+
+    name: str = "iwae"
+    K: int = 5  # samples in the bound L_K (Burda et al. use 1, 5, 50); K = 1 is AEVB with estimator A
+
+    def check(self) -> None:
+        _check(self.K >= 1, "algorithm.K", self.K, "must be >= 1")
+
+
+@dataclass
 class MCEMConfig(AlgorithmConfig):
     name: str = "mcem"
     n_leapfrog: int = 10  # appendix E

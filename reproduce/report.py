@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reproduce import claims, figures, tables
+from reproduce import claims, figures, readme, tables
 from reproduce.paper import TOL, load_reference
 from reproduce.results import SWEEPS, load_rows, load_runs, note
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
         written["bf16_equivalence"] = tables.precision_table(df, out)
     if (df.algorithm == "full_vb").any():  # beyond the paper: only where such runs exist
         written["figure_full_vb"] = figures.figure_full_vb(df, out)
+    written["pages"] = readme.refresh(only=[p for paths in written.values() for p in paths])  # README, docs/
     return written
 
 

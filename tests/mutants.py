@@ -121,6 +121,11 @@ MUTANTS: list[Mutant] = [
       "log_joint = lambda z: self.decoder.log_prob(x, z)", "HMC targets p(x|z) without the prior"),
     M("mcem_sum", "baselines/mcem.py", "loss = -self.decoder.log_prob(x, z).mean()", "loss = -self.decoder.log_prob(x, z).sum()",
       "decoder loss summed over M (the prior's weight drops to 1/(NM))"),
+    # --- IWAE (beyond the paper; docs/extending.md) ---
+    M("iwae_mean_log_weights", "baselines/iwae.py", "return torch.logsumexp(log_w, 0) - math.log(len(eps))", "return log_w.mean(0)",
+      "the mean of the K log weights (a K-sample ELBO) instead of the log of their mean"),
+    M("iwae_z_detached", "baselines/iwae.py", "z = reparameterize(mu, log_var, len(eps), eps=eps)",
+      "z = reparameterize(mu.detach(), log_var.detach(), len(eps), eps=eps)", "no reparameterisation gradient into q"),
     # --- HMC ---
     M("hmc_kinetic_sign", "reproduce/hmc.py",
       "log_ratio = (log_prob_prop - 0.5 * v_prop.square().sum(-1)) - (log_prob - 0.5 * v.square().sum(-1))",

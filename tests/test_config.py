@@ -119,7 +119,7 @@ def test_help_names_the_suite_its_groups_and_examples():
     assert "Auto-Encoding Variational Bayes" in out and "powered by Hydra" not in out
     for group in ("algorithm", "dataset", "budget", "sweep", "panel", "launcher"):  # listed with their options
         assert f"\n{group}: " in out and f"\n  {group} " in out, group
-    assert "algorithm: aevb, full_vb, mcem, rws, wake_sleep" in out
+    assert "algorithm: aevb, full_vb, iwae, mcem, rws, wake_sleep" in out
     assert "python -m reproduce +sweep=fig2 budget=paper" in out and "model.n_z=3" in out
     assert "base_config" not in out
 
