@@ -19,6 +19,7 @@ from reproduce.config import MCEMConfig, ModelConfig, TrainConfig, WandbMode
 from reproduce.data import Data
 from reproduce.evaluate import evaluate, splits
 from reproduce.hmc import adapt_step_size
+from reproduce.protocol import Algorithm
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 register()
@@ -90,7 +91,7 @@ def test_the_bound_is_the_mean_over_every_datapoint_of_each_split():
         assert out[(split, "lower_bound")] == pytest.approx((x.sum(-1) - kl).double().mean().item(), rel=1e-5)
 
 
-class Recorder:
+class Recorder(Algorithm):
     """An algorithm that only records the minibatches the loop hands it."""
 
     def __init__(self, encoder, decoder):
