@@ -97,12 +97,16 @@ def test_two_runs_of_one_job_at_once_one_trains_the_other_skips_it(tmp_path):
     elsewhere and touches nothing; the rows equal those of a lone run (in another folder, meanwhile)."""
     a, lone = tmp_path / "a", tmp_path / "lone"
     a.mkdir(), lone.mkdir()
-    job = [*JOB, "train.checkpoint_every=1000"]  # frequent atomic writes: a shared temporary name would collide
+    job = ["dataset=synthetic", "train.budget=100000", "eval.start=1000", "train.checkpoint_every=1000", "train.threads=1"]
     first, alone = reproduce(a, *job), reproduce(lone, *job)
     deadline = time.time() + 120
     while not [m for m in (a / "results").rglob("*.yaml") if "status: running" in m.read_text()] and time.time() < deadline:
-        time.sleep(0.05)  # the first holds the job's lock from before it writes its meta file
-    second = finish(reproduce(a, *job))
+        time.sleep(0.02)  # the first holds the job's lock from before it writes its meta file
+    os.kill(first.pid, signal.SIGSTOP)  # paused mid-job (still holding the lock) while the second starts: no race
+    try:
+        second = finish(reproduce(a, *job))
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert "is running elsewhere (another process holds its lock" in second and ".lock); skipped" in second, second
     out = finish(first)
     assert "running elsewhere" not in out and "resuming" not in out
