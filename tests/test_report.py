@@ -132,6 +132,7 @@ def test_missing_data_is_skipped_without_error(tmp_path, capsys):
     log = capsys.readouterr().out
     assert "Figure 3 skipped" in log and "Figure 4 skipped" in log and "Figure 5 skipped" in log
 
+    (tmp_path / "nothing").mkdir()  # an empty results folder (a missing one is refused: test_bad_input.py)
     empty = report.main(["--results", str(tmp_path / "nothing"), "--out", str(tmp_path / "none")])
     assert all(v == [] for v in empty.values()) and not (tmp_path / "none").exists()
 
