@@ -8,7 +8,7 @@ import numpy as np
 
 import pandas as pd
 
-from reproduce.results import fig2_rows, fig3_rows, note, recount, select
+from reproduce.results import fig2_rows, fig3_rows, note, recount, select, value_at
 from reproduce.tables import markdown, write as write_table
 
 HOLDS, FAILS, NO_DATA = "holds", "fails", "not enough data"
@@ -91,13 +91,6 @@ def figure3_ranking(fig3: pd.DataFrame, ref: pd.DataFrame) -> dict:
         return verdict(NO_DATA, "no Figure 3 results")
     worst = FAILS if FAILS in status else NO_DATA if NO_DATA in status else HOLDS
     return verdict(worst, "; ".join(parts))
-
-
-def value_at(curve: pd.DataFrame, n: float) -> float | None:
-    """A curve's mean at n samples seen, read off it as off Figure 3's linear axis: linear between its two
-    evaluations around n (n itself where it was evaluated there); None outside the curve."""
-    curve = curve.sort_values("n_seen")
-    return float(np.interp(n, curve.n_seen, curve["mean"])) if curve.n_seen.min() <= n <= curve.n_seen.max() else None
 
 
 def is_above_bound(df: pd.DataFrame) -> dict:

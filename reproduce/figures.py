@@ -26,12 +26,15 @@ YLIM = {"mnist": (-150, -95), "frey": (0, 1600)}  # Figure 2's y ranges (lower e
 NAMES = {"mnist": "MNIST", "frey": "Frey Face"}
 MANIFOLD_SIZE = {"frey": 10, "mnist": 20}  # Figure 4's grids
 SAMPLE_NZ = (2, 5, 10, 20)  # Figure 5's panels
+FIG3 = ALGORITHMS[:3]  # Figure 3's algorithms (AEVB, wake-sleep, MCEM); others are drawn thinner, beside them
+CURVE_WIDTHS = {"the paper's": 1.8, "beyond the paper": 0.9}
 COUNTS = {"gradient": "decoder gradients", "datapoint": "datapoints per iteration"}
 
 
 def palette(*algorithms) -> dict[str, str]:
     """The paper's colours (AEVB red, wake-sleep green, MCEM blue), others from the default cycle."""
-    extra = iter(c for c in sns.color_palette("tab10").as_hex() if c not in PALETTE.values())
+    taken = {matplotlib.colors.to_hex(c) for c in PALETTE.values()}
+    extra = iter(c for c in sns.color_palette("tab10").as_hex() if c not in taken)
     levels = [a for a in PALETTE if any(a in set(s) for s in algorithms)]
     levels += sorted({a for s in algorithms for a in s} - set(levels))
     return {a: PALETTE.get(a) or next(extra) for a in levels}
@@ -136,10 +139,12 @@ def figure3(df: pd.DataFrame, ref: pd.DataFrame, out: Path, sweep: str | None = 
     r = r[r.n_train.isin(cols) & r.n_z.isin(n_zs)]
     pal = palette(data.algorithm, r.algorithm)
     row = "n_z" if len(n_zs) > 1 else None
+    beyond = {"size": "curve", "size_order": list(CURVE_WIDTHS), "sizes": CURVE_WIDTHS} if not set(data.algorithm) <= set(FIG3) else {}
+    data = data.assign(curve=np.where(data.algorithm.isin(FIG3), "the paper's", "beyond the paper"))
     g = sns.relplot(data=data, kind="line", x="n_seen_m", y="value", hue="algorithm", hue_order=list(pal), palette=pal,
                     style="split", style_order=SPLITS, dashes=DASHES, col="n_train", col_order=cols, row=row,
                     row_order=n_zs if row else None, errorbar="sd", height=3.2, aspect=1.2,
-                    facet_kws={"sharey": False, "sharex": False})
+                    facet_kws={"sharey": False, "sharex": False}, **beyond)
     for key, ax in g.axes_dict.items():
         n_z, n_train = key if row else (n_zs[0], key)
         overlay_reference(ax, r[(r.n_train == n_train) & (r.n_z == n_z)], "n_seen_m", pal)

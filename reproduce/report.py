@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
                "comparison": tables.comparison(df, ref, out, sweeps, args.tol, runs),
                "figure2_table": tables.fig2_table(df, ref, out, args.fig2_sweep),
                "figure3_table": tables.fig3_table(df, ref, out, args.fig3_sweep, runs),
+               "figure3_gap": tables.fig3_gap_table(df, out, args.fig3_sweep, runs),
                "claims": claims.write(df, runs, ref, out, sweeps)}
     if (df.sweep == "bf16_1e7").any():  # train.precision=bf16 beside fp32: only where such runs exist
         written["bf16_equivalence"] = tables.precision_table(df, out)

@@ -237,3 +237,10 @@ def pick(runs: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
     runs = runs.assign(_sweep=rank, _other_alg=runs.algorithm != "aevb")
     runs = runs.sort_values(["_sweep", "_other_alg", "seed", "run_id"])
     return runs.groupby(["dataset", "n_z"], sort=False).head(1).drop(columns=["_sweep", "_other_alg"])
+
+
+def value_at(curve: pd.DataFrame, n: float) -> float | None:
+    """A curve's mean at n samples seen, read off it as off Figure 3's linear axis: linear between its two
+    evaluations around n (n itself where it was evaluated there); None outside the curve."""
+    curve = curve.sort_values("n_seen")
+    return float(np.interp(n, curve.n_seen, curve["mean"])) if curve.n_seen.min() <= n <= curve.n_seen.max() else None

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from reproduce.paper import ALGORITHMS, TOL, compare, paper_value
-from reproduce.results import ML_METRICS, SPLITS, fig2_rows, fig3_estimates, most_seeds, note, recount
+from reproduce.results import ML_METRICS, SPLITS, fig2_rows, fig3_estimates, most_seeds, note, recount, value_at
 
 
 def markdown(table: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
@@ -117,6 +117,39 @@ def fig3_last(g: pd.DataFrame, ref: pd.DataFrame, wall: pd.Series, n_train, algo
             "paper here": "" if here is None else f"{here:g}",
             "paper last (samples)": "" if final.empty else f"{final.value.iloc[0]:g} ({final.n_seen.iloc[0]:.2g})",
             "wall (min)": f"{minutes.mean():.0f}"}
+
+
+def fig3_gap_table(df: pd.DataFrame, out: Path, sweep: str | None, runs: pd.DataFrame) -> list[Path]:
+    """<out>/figure3_gap.md: per N_train, every Figure 3 curve (the paper's three and any beyond them) read at the
+    last point all of them reach: train and test HMC and IS log p(x), the train - test gap, and the test gap to
+    AEVB (mean over seeds; linear between evaluations where a curve was not evaluated there)."""
+    d = fig3_estimates(df, sweep, "Figure 3 gap table")
+    if d.empty:
+        return []
+    d = recount(d, runs, "gradient")
+    c = d.groupby(["n_train", "algorithm", "metric", "split", "n_seen"]).value.mean().rename("mean").reset_index()
+    order = {a: i for i, a in enumerate(ALGORITHMS)}
+    rows = []
+    for n_train, cell in c.groupby("n_train"):
+        n = cell.groupby("algorithm").n_seen.max().min()  # the last point every curve reaches
+        at = {(a, m, s): value_at(g, n) for (a, m, s), g in cell.groupby(["algorithm", "metric", "split"])}
+        for a in sorted(set(cell.algorithm), key=lambda a: (order.get(a, len(order)), a)):
+            row = {"N_train": int(n_train), "samples": f"{n:.3g}", "algorithm": a}
+            for m in ML_METRICS:
+                name = m.removeprefix("marginal_ll_").upper()
+                train, test = at.get((a, m, "train")), at.get((a, m, "test"))
+                aevb = at.get(("aevb", m, "test"))
+                row |= {f"{name} train": train, f"{name} test": test,
+                        f"{name} train - test": None if train is None or test is None else train - test,
+                        f"{name} test - AEVB's": None if test is None or aevb is None or a == "aevb" else test - aevb}
+            rows.append(row)
+    text = ("# Figure 3 at the last common point\n\n"
+            "Per N_train, every curve read at the last samples seen that all of them reach (MCEM counting decoder "
+            "gradients): marginal log-likelihood per datapoint by HMC (appendix D) and IS, train - test (the "
+            "overfitting gap), and the test value minus AEVB's.\n\n")
+    table = pd.DataFrame(rows)
+    return write(out, "figure3_gap.md", text + markdown(table, {c: "{:+.1f}" if "-" in c else "{:.1f}"
+                                                                for c in table.columns if c not in ("N_train", "samples", "algorithm")}))
 
 
 def precision_table(df: pd.DataFrame, out: Path, bf16_sweep: str = "bf16_1e7", fp32_sweep: str = "fig2_1e7",

@@ -2,6 +2,7 @@
 and figures without data skipped rather than failing."""
 from pathlib import Path
 
+import matplotlib.colors
 import pandas as pd
 import pytest
 import torch
@@ -233,3 +234,34 @@ def test_the_package_has_no_import_circle_and_the_reading_side_is_layered():
         assert not graph[f"reproduce.{low}"] & {f"reproduce.{u}" for u in layers[i + 1:]}, low
     assert [m for m in graph if "reproduce.report" in graph[m]] == []
     assert not any(t.startswith("baselines") for low in layers for t in graph[f"reproduce.{low}"])
+
+
+def test_figure3_gap_table_reads_every_curve_at_the_last_common_point(tmp_path):
+    """N_train = 1000: AEVB to 6e7, full VB to 3e7, so all are read at 3e7; AEVB's 3e7 lies halfway between its
+    evaluations at 2e7 and 4e7 (hand: train (-120 + -110) / 2 = -115, test (-150 + -146) / 2 = -148)."""
+    write_run(tmp_path, "fig3", "mnist", "aevb", 3, 0, {
+        **curve({20_000_000: (-120, -150), 40_000_000: (-110, -146), 60_000_000: (-105, -145)}, "marginal_ll_hmc"),
+        **curve({20_000_000: (-121, -152), 40_000_000: (-111, -150)}, "marginal_ll_is")}, n_train=1000)
+    write_run(tmp_path, "fig3", "mnist", "full_vb", 3, 0, {
+        **curve({30_000_000: (-130, -140)}, "marginal_ll_hmc"), **curve({30_000_000: (-131, -141)}, "marginal_ll_is")},
+              n_train=1000)
+    written = tables.fig3_gap_table(stored.load_rows(tmp_path), tmp_path / "out", "fig3", stored.load_runs(tmp_path))
+    lines = written[0].read_text().splitlines()
+    assert "| 1000 | 3e+07 | aevb | -115.0 | -148.0 | +33.0 |  | -116.0 | -151.0 | +35.0 |  |" in lines
+    assert "| 1000 | 3e+07 | full_vb | -130.0 | -140.0 | +10.0 | +8.0 | -131.0 | -141.0 | +10.0 | +10.0 |" in lines
+    figures.figure3(stored.load_rows(tmp_path), paper.load_reference(), tmp_path / "out", "fig3")
+    assert (tmp_path / "out" / "figure3.png").stat().st_size > 1000
+
+
+def test_figure3_draws_algorithms_beyond_the_paper_thinner(tmp_path, monkeypatch):
+    write_run(tmp_path, "fig3", "mnist", "aevb", 3, 0, curve({1e6: (-130, -140), 2e6: (-120, -130)}, "marginal_ll_hmc"), n_train=1000)
+    write_run(tmp_path, "fig3", "mnist", "full_vb", 3, 0, curve({1e6: (-131, -141), 2e6: (-121, -131)}, "marginal_ll_hmc"), n_train=1000)
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: drawn.setdefault(name, fig) and [])
+    figures.figure3(stored.load_rows(tmp_path), paper.load_reference(), tmp_path, "fig3")
+    colours = {a: matplotlib.colors.to_hex(c) for a, c in figures.palette({"aevb", "full_vb"}).items()}
+    assert colours["full_vb"] not in {matplotlib.colors.to_hex(c) for c in figures.PALETTE.values()}  # not MCEM's blue
+    widths = {(matplotlib.colors.to_hex(line.get_color()), line.get_linewidth())
+              for ax in drawn["figure3"].axes for line in ax.get_lines() if len(line.get_xdata()) == 2}
+    assert widths == {(colours["aevb"], figures.CURVE_WIDTHS["the paper's"]),
+                      (colours["full_vb"], figures.CURVE_WIDTHS["beyond the paper"])}
