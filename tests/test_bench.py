@@ -4,6 +4,7 @@ by the subprocess jobs of later tests."""
 import re
 
 import pytest
+import torch
 
 from conftest import needs_data
 from reproduce import bench
@@ -24,3 +25,12 @@ def test_bench_prints_step_table_is_rate_and_run_split(capsys, one_thread):
     assert re.search(r"IS log p\(x\).*: [\d,]+ datapoint-samples/s", out)
     assert re.search(r"\| curves \| [\d.]+ \([\d,]+/s\) \| [\d.]+ \(\d+%\) \| [\d.]+ \(\d+%\) \| [\d.]+ \| \d+% \|", out)
     assert re.search(r"paper-scale MNIST n_z=20 run .* evaluation [\d.]+ h \(\d+%\)", out)
+
+
+def test_profile_breakdown_separates_the_matrix_products_from_the_rest():
+    from reproduce.bench.profile_step import MATMUL, breakdown
+
+    a, b = torch.randn(200, 300), torch.randn(300, 400)
+    times = breakdown(lambda: torch.tanh(a @ b), steps=5)
+    assert "aten::mm" in MATMUL and times["aten::mm"] > 0 and times["aten::tanh"] > 0
+    assert "aten::tanh" not in MATMUL
