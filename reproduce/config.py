@@ -58,6 +58,12 @@ class MCEMCount(enum.Enum):  # what Figure 3's x axis counts for MCEM (README, "
     gradient = "gradient"  # one per decoder gradient evaluation per datapoint (leapfrog steps + updates)
 
 
+class ThetaNoise(enum.Enum):
+    """How full VB's training step draws the decoder's weights from q(theta) (algorithm.theta_noise)."""
+    minibatch = "minibatch"  # one theta per minibatch, shared by its M datapoints (any decoder)
+    local = "local"  # the local reparameterisation trick (Kingma, Salimans & Welling 2015): nn.Linear layers only
+
+
 class Precision(enum.Enum):
     """The training step's matrix products (train.precision); evaluation is float32 whatever the setting."""
     fp32 = "fp32"
@@ -191,6 +197,7 @@ class FullVBConfig(AlgorithmConfig):
     L: int = 1  # samples of z per datapoint (one theta per minibatch)
     init_log_var: float = -6.0  # initial log sigma^2 of every q(theta) factor (paper silent; README: chosen from -4..-10)
     eval_theta_samples: int = 4  # theta draws averaged in the full_vb_bound metric
+    theta_noise: ThetaNoise = ThetaNoise.minibatch  # one theta per minibatch, or per datapoint's pre-activations (local)
 
     def check(self) -> None:
         _check(self.L > 0, "algorithm.L", self.L, "must be > 0")
@@ -354,6 +361,10 @@ class Config:
             if torch.device(self.device).type == "cpu" and not cpu_has_bf16_units():
                 warnings.warn("train.precision=bf16 on a CPU without bfloat16 matrix units (no avx512_bf16 or amx_bf16 "
                               "flag): bfloat16 is emulated there and slower than fp32", stacklevel=2)
+        if getattr(self.algorithm, "theta_noise", None) is ThetaNoise.local:
+            _check(self.model.log_var is LogVar.output or self.model.decoder is not Decoder.gaussian, "algorithm.theta_noise",
+                   "local", "needs every decoder parameter in an nn.Linear: use model.log_var=output (model.log_var=bias "
+                   "adds a per-pixel parameter outside them)")
         if self.train.cuda_graph:
             _check(torch.device(self.device).type == "cuda", "train.cuda_graph", True, f"needs a CUDA device (device={self.device})")
             _check(self.algorithm.name == "aevb", "train.cuda_graph", True, f"captures the AEVB step only (algorithm={self.algorithm.name})")

@@ -13,14 +13,18 @@ Choices where the paper is silent (config: FullVBConfig):
   *are* the decoder module's parameters (initialised N(0, init_std^2) as every model), so `self.decoder`
   holds the posterior mean and the existing evaluation (lower_bound, marginal_ll_is, active_units) runs
   under theta = E_q[theta]. The log-variances start at `init_log_var`.
-- One theta ~ q(theta) per minibatch, shared by its M datapoints (not the local reparameterisation trick):
-  it works for any decoder through torch.func.functional_call, at the cost of gradient noise that does not
-  average over the minibatch.
+- One theta ~ q(theta) per minibatch, shared by its M datapoints (algorithm.theta_noise=minibatch, the
+  default): it works for any decoder through torch.func.functional_call, at the cost of gradient noise that
+  does not average over the minibatch. algorithm.theta_noise=local is the local reparameterisation trick
+  (Kingma, Salimans & Welling 2015): each nn.Linear's output drawn per datapoint from the Gaussian it has under
+  q(theta) given its input, N(x mu_W^T + mu_b, x^2 sigma_W^2^T + sigma_b^2); the same bound, lower variance.
 - One Adagrad (the paper's) over encoder, means and log-variances, with no weight decay on the decoder's
   variational parameters; the encoder keeps AEVB's N(0, I) MAP prior (train.weight_prior), added to the loss
   as ||phi||^2 / (2N), which is the same gradient as AEVB's weight decay of 1/N.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -28,7 +32,7 @@ from torch.func import functional_call
 
 from reproduce import marginal_likelihood
 from reproduce.optim import Adagrad
-from reproduce.config import Config
+from reproduce.config import Config, ThetaNoise
 from reproduce.objectives import SGVB, gaussian_kl
 from reproduce.protocol import Algorithm
 
@@ -61,7 +65,7 @@ class FullVB(Algorithm):
         a = cfg.algorithm
         self.encoder, self.decoder, self.generator, self.n_train = encoder, decoder, generator, n_train
         self.estimator, self.L, self.n_z = SGVB[a.estimator], a.L, cfg.model.n_z
-        self.eval_theta_samples, self.chunk = a.eval_theta_samples, cfg.eval.chunk
+        self.eval_theta_samples, self.chunk, self.local = a.eval_theta_samples, cfg.eval.chunk, a.theta_noise is ThetaNoise.local
         self.encoder_prior = 0.5 / n_train if cfg.train.weight_prior else 0.0  # AEVB's MAP prior on phi
         self.mean = dict(decoder.named_parameters())  # q(theta) means: the decoder's own parameters
         self.log_var = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(torch.full_like(p, a.init_log_var))
@@ -87,16 +91,42 @@ class FullVB(Algorithm):
     def sampled_decoder(self, theta: dict[str, torch.Tensor]) -> SampledDecoder:
         return SampledDecoder(self._log_prob, theta)
 
-    def bound(self, x: torch.Tensor, eps: torch.Tensor, theta: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The full variational bound per datapoint, averaged over x, for one theta draw, and its
-        KL(q(theta) || p(theta)) / N term; eps [L, M, n_z] is q(z|x)'s noise."""
-        terms = self.estimator(self.encoder, self.sampled_decoder(theta), x, self.L, eps=eps)
+    @contextmanager
+    def local_noise(self, generator: torch.Generator | None = None):
+        """The decoder with the local reparameterisation trick: while open, each nn.Linear's output y = x mu^T + b
+        gains sqrt(x^2 sigma_W^2^T + sigma_b^2) * eps, eps ~ N(0, I) per datapoint and unit."""
+        lv, names = self.log_vars(), {m: n for n, m in self.decoder.named_modules() if isinstance(m, nn.Linear)}
+        covered = {f"{n}.{w}" for n in names.values() for w in ("weight", "bias")}
+        if set(self.mean) - covered:
+            raise ValueError(f"theta_noise=local: decoder parameters outside nn.Linear layers: {sorted(set(self.mean) - covered)}")
+
+        def noise(layer: nn.Linear, args: tuple, y: torch.Tensor) -> torch.Tensor:
+            n = names[layer]
+            var = args[0].square() @ lv[f"{n}.weight"].exp().T + lv[f"{n}.bias"].exp()  # [..., n_out]
+            return y + var.sqrt() * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+
+        handles = [layer.register_forward_hook(noise) for layer in names]
+        try:
+            yield self.decoder
+        finally:
+            for h in handles:
+                h.remove()
+
+    def bound(self, x: torch.Tensor, eps: torch.Tensor, decoder) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full variational bound per datapoint, averaged over x, with the decoder's weights drawn from
+        q(theta) (`decoder`: a SampledDecoder, or the local-noise decoder), and its KL(q(theta) || p(theta)) / N
+        term; eps [L, M, n_z] is q(z|x)'s noise."""
+        terms = self.estimator(self.encoder, decoder, x, self.L, eps=eps)
         kl = self.kl_theta() / self.n_train
         return terms.elbo.mean() - kl, kl
 
     def step(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         eps = torch.randn((self.L, len(x), self.n_z), generator=self.generator, device=x.device)
-        bound, kl = self.bound(x, eps, self.sample_theta(self.generator))
+        if self.local:
+            with self.local_noise(self.generator) as decoder:
+                bound, kl = self.bound(x, eps, decoder)
+        else:
+            bound, kl = self.bound(x, eps, self.sampled_decoder(self.sample_theta(self.generator)))
         loss = -bound
         if self.encoder_prior:  # N(0, I) MAP prior on the encoder, as AEVB's weight decay 1/N
             loss = loss + self.encoder_prior * sum(p.square().sum() for p in self.encoder.parameters())

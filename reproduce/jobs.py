@@ -33,7 +33,7 @@ NOT_IDENTITY = ("log.", "train.log_every", "train.threads", "train.checkpoint_ev
 PLACE = {"dataset.root": None, "device": "cpu"}
 # Keys left out of the run id's digest while at these values (keys added after runs were published with them), so
 # that a job's id, and the checkpoint it resumes from, stay the same across that addition.
-DIGEST_OMITS = {"train.precision": "fp32"}
+DIGEST_OMITS = {"train.precision": "fp32", "algorithm.theta_noise": "minibatch"}
 # Command-line overrides that choose neither what a job is nor are config keys of it.
 NOT_IN_NAME = ("sweep", "launcher", "hydra.")
 

@@ -212,6 +212,12 @@ MUTANTS: list[Mutant] = [
       "evaluation runs in bfloat16 under train.precision=bf16"),
     M("bf16_reductions", "reproduce/models.py", "return layer(x).to(layer.weight.dtype)", "return layer(x)",
       "under bf16 the activations, log-likelihood sums and KL are bfloat16"),
+    M("fig3_gap_last_point", "reproduce/tables.py", 'n = cell.groupby("algorithm").n_seen.max().min()',
+      'n = cell.n_seen.max()', "the Figure 3 gap table reads every curve at the furthest point, not the last common one"),
+    M("fig3_beyond_same_width", "reproduce/figures.py", "if not set(data.algorithm) <= set(FIG3) else {}", "if False else {}",
+      "Figure 3 draws algorithms beyond the paper like the paper's three"),
+    M("palette_reuses_paper_colour", "reproduce/figures.py", "if c not in taken)", "if c not in PALETTE.values())",
+      "an algorithm beyond the paper takes the colour of one of the paper's (tab10 hex vs colour names)"),
 ]
 
 
