@@ -15,3 +15,7 @@ python -m reproduce +sweep=fig3 dataset.n_train=1000 train.budget=60000000 eval.
 python -m reproduce +sweep=fig3 dataset.n_train=50000 train.budget=10000000 eval.every=1000000 log.sweep=fig3_1e7 $run \
   > logs/make_full_vb_fig3_50000.log 2>&1 &
 wait
+# The local reparameterisation trick (algorithm.theta_noise=local) beside it, N_train = 1000, to 1.21e7 (the same
+# evaluation points as the first three of the run above), results/full_vb_local.
+python -m reproduce +sweep=fig3 dataset.n_train=1000 train.budget=12100000 eval.every=6000000 log.sweep=full_vb_local \
+  $run algorithm.theta_noise=local > logs/make_full_vb_fig3_local.log 2>&1

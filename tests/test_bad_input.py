@@ -55,7 +55,7 @@ def cli_runs(tmp_path_factory) -> dict:
                                        cwd=tmps["report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = {}
     for name, p in procs.items():
-        stdout, stderr = p.communicate(timeout=300)
+        stdout, stderr = p.communicate(timeout=900)  # generous: a loaded machine starves 18 start-ups
         out[name] = (tmps[name], subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
     return out
 
