@@ -24,6 +24,7 @@ Choices where the paper is silent (config: FullVBConfig):
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -141,6 +142,14 @@ class FullVB(Algorithm):
         draws = [marginal_likelihood.elbo(self.encoder, self.sampled_decoder(self.sample_theta(generator)), x, self.chunk, generator).mean()
                  for _ in range(self.eval_theta_samples)]
         return {"full_vb_bound": (torch.stack(draws).mean() - self.kl_theta() / self.n_train).item()}
+
+    @torch.no_grad()
+    def log_px_predictive(self, x: torch.Tensor, draws: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The posterior predictive log E_q(theta)[p(x|theta)] per datapoint, [N]: IS log p(x|theta_s) (k samples of
+        q(z|x)) for each of `draws` theta_s ~ q(theta), averaged in probability, log (1/S) sum_s p(x|theta_s)."""
+        per_theta = torch.stack([marginal_likelihood.log_px_is(self.encoder, self.sampled_decoder(self.sample_theta(generator)),
+                                                               x, k, generator=generator) for _ in range(draws)])  # [S, N]
+        return per_theta.logsumexp(0) - math.log(draws)
 
     def state_dict(self) -> dict:
         return {"encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
