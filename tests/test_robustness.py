@@ -187,3 +187,21 @@ def test_a_results_folder_that_is_a_file_fails_before_any_data_is_read(tmp_path,
     with pytest.raises(ResultsError, match=rf"cannot make the folder {tmp_path}/results/default \(log.results_dir={tmp_path}/results\): "
                                            r"Not a directory. Set log.results_dir to a folder you can write to"):
         train.run(tiny(tmp_path))
+
+
+def test_a_copy_without_git_records_the_commit_it_was_given(tmp_path, monkeypatch):
+    from reproduce import jobs
+    monkeypatch.setattr(jobs, "REPO", tmp_path)  # no .git here (tmp is outside any repository)
+    for env, recorded in [(None, "unknown"), ("0123abcd", "0123abcd")]:
+        jobs.git_commit.cache_clear()
+        if env is None:
+            monkeypatch.delenv("REPRODUCE_COMMIT", raising=False)
+        else:
+            monkeypatch.setenv("REPRODUCE_COMMIT", env)
+        assert jobs.git_commit() == recorded
+    monkeypatch.setattr(jobs, "REPO", jobs.Path(__file__).resolve().parent.parent)  # a repository: git's HEAD wins
+    jobs.git_commit.cache_clear()
+    head = subprocess.run(["git", "-C", str(jobs.REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if head:  # (a copy of the tests outside a repository checks the fallback alone)
+        assert jobs.git_commit().removesuffix("-dirty") == head
+    jobs.git_commit.cache_clear()

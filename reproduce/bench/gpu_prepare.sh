@@ -3,7 +3,7 @@
 # has none: in the repo root, .whl/ (wheels for Python 3.12 x86_64 of the packages its image lacks: hydra-core,
 # omegaconf, antlr4 4.9, wandb and their needs, at this environment's versions) and .gpudata/ (MNIST gzipped,
 # Frey Face). Both are git-ignored: copy them along with the checkout. About 40 MB together.
-#   bash reproduce/bench/gpu_prepare.sh        (REPRODUCE_DATA or ../shared/data: the data to pack)
+#   bash reproduce/bench/gpu_prepare.sh        (REPRODUCE_DATA or ../shared/data: the data to pack; WANDB=0: no wandb)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 data=${REPRODUCE_DATA:-../shared/data}
@@ -14,14 +14,16 @@ for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manyl
   platforms+=(--platform "$p")
 done
 
+# WANDB=0: Hydra alone (jobs then run with log.wandb=disabled), a few hundred kB instead of about 40 MB
+extra=()
+[ "${WANDB:-1}" = 1 ] && extra=("wandb==$(version wandb)" "hydra-joblib-launcher==$(version hydra-joblib-launcher)"
+                                "hydra-submitit-launcher==$(version hydra-submitit-launcher)" platformdirs)
 rm -rf .whl .gpudata
 mkdir -p .whl .gpudata/MNIST/raw
 # antlr4-python3-runtime 4.9.x (what omegaconf 2.3 pins) is a source distribution only: build its pure-Python wheel
 python3 -m pip wheel -q --no-deps antlr4-python3-runtime=="$(version antlr4-python3-runtime)" -w .whl
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp "${platforms[@]}" \
-  --find-links .whl -d .whl "hydra-core==$(version hydra-core)" "omegaconf==$(version omegaconf)" \
-  "wandb==$(version wandb)" "hydra-joblib-launcher==$(version hydra-joblib-launcher)" \
-  "hydra-submitit-launcher==$(version hydra-submitit-launcher)" platformdirs
+  --find-links .whl -d .whl "hydra-core==$(version hydra-core)" "omegaconf==$(version omegaconf)" "${extra[@]}"
 # the device image has these already (/work/.library/device/KINDS.md): keep its versions
 for name in anyio certifi charset_normalizer click cloudpickle h11 httpcore httpx idna joblib packaging pyyaml \
             requests sniffio urllib3 xxhash; do
