@@ -88,15 +88,18 @@ def job_name(overrides: list[str]) -> str:
 def git_commit() -> str:
     """HEAD of the suite's repository, with '-dirty' when tracked files differ from it; read once per process,
     at the first job's start, so a long sweep records the code it runs even if HEAD moves meanwhile. A copy of
-    the suite without its .git (a device machine, a container) records $REPRODUCE_COMMIT, which whoever made the
-    copy sets (results/make_fig2_1e8_gpu.sh sets it after checking every file against the commit's blobs)."""
+    the suite whose .git is absent or stale (a device machine, a container) records $REPRODUCE_COMMIT instead,
+    which whoever made the copy sets (results/make_fig2_1e8_gpu.sh, after checking every file against the
+    commit's blobs)."""
+    if os.environ.get("REPRODUCE_COMMIT"):
+        return os.environ["REPRODUCE_COMMIT"]
     try:
         git = ["git", "-C", str(REPO)]
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("REPRODUCE_COMMIT") or "unknown"
+        return "unknown"
 
 
 class ResultsError(ReproduceError):

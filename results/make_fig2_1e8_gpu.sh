@@ -2,7 +2,7 @@
 # Figure 2's AEVB curves to 1e8 samples on one CUDA GPU: the jobs of results/make_paper_end.sh (budget=cpu_1e8,
 # sweep fig2_1e8, weights saved; the same run ids, since where a job runs is not part of it), each with
 # train.cuda_graph=true, JOBS at once, in the order of PANELS, until DEADLINE_S seconds after the start. It runs
-# on a machine with a copy of the suite but no .git and no network:
+# on a machine with a copy of the suite but no network (and no .git, or a stale one):
 #   bash results/make_fig2_1e8_gpu.sh prepare    here: .whl/ (Hydra's wheels), .gpudata/ (the data, and TREE: HEAD
 #                                                 and the blob of every tracked file outside results/ and checkpoints/)
 #   OUT=DIR bash results/make_fig2_1e8_gpu.sh    there, with .whl/ and .gpudata/ copied along

@@ -189,7 +189,7 @@ def test_a_results_folder_that_is_a_file_fails_before_any_data_is_read(tmp_path,
         train.run(tiny(tmp_path))
 
 
-def test_a_copy_without_git_records_the_commit_it_was_given(tmp_path, monkeypatch):
+def test_a_copy_records_the_commit_it_was_given(tmp_path, monkeypatch):
     from reproduce import jobs
     monkeypatch.setattr(jobs, "REPO", tmp_path)  # no .git here (tmp is outside any repository)
     for env, recorded in [(None, "unknown"), ("0123abcd", "0123abcd")]:
@@ -199,7 +199,10 @@ def test_a_copy_without_git_records_the_commit_it_was_given(tmp_path, monkeypatc
         else:
             monkeypatch.setenv("REPRODUCE_COMMIT", env)
         assert jobs.git_commit() == recorded
-    monkeypatch.setattr(jobs, "REPO", jobs.Path(__file__).resolve().parent.parent)  # a repository: git's HEAD wins
+    jobs.git_commit.cache_clear()
+    monkeypatch.setattr(jobs, "REPO", jobs.Path(__file__).resolve().parent.parent)  # a copy whose .git may be stale
+    assert jobs.git_commit() == "0123abcd"
+    monkeypatch.delenv("REPRODUCE_COMMIT")  # unset: git's HEAD
     jobs.git_commit.cache_clear()
     head = subprocess.run(["git", "-C", str(jobs.REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     if head:  # (a copy of the tests outside a repository checks the fallback alone)
