@@ -222,6 +222,9 @@ MUTANTS: list[Mutant] = [
       "Figure 3 draws algorithms beyond the paper like the paper's three"),
     M("palette_reuses_paper_colour", "reproduce/figures.py", "if c not in taken)", "if c not in PALETTE.values())",
       "an algorithm beyond the paper takes the colour of one of the paper's (tab10 hex vs colour names)"),
+    # --- provenance ---
+    M("commit_ignores_copy", "reproduce/jobs.py", '    if os.environ.get("REPRODUCE_COMMIT"):\n',
+      '    if False:\n', "a copy of the suite with a stale .git records that .git's HEAD, not the commit it was given"),
 ]
 
 
