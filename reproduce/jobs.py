@@ -87,7 +87,9 @@ def job_name(overrides: list[str]) -> str:
 @functools.cache
 def git_commit() -> str:
     """HEAD of the suite's repository, with '-dirty' when tracked files differ from it; read once per process,
-    at the first job's start, so a long sweep records the code it runs even if HEAD moves meanwhile. A copy of
+    at the first job's start, so a long sweep records the code it runs even if HEAD moves meanwhile. The
+    checkpoints/ folder does not count: a long run's unfinished jobs commit their checkpoints there so that any
+    checkout resumes them (results/make_paper_end.sh), and each job then rewrites its own. A copy of
     the suite whose .git is absent or stale (a device machine, a container) records $REPRODUCE_COMMIT instead,
     which whoever made the copy sets (results/make_fig2_1e8_gpu.sh, after checking every file against the
     commit's blobs)."""
@@ -96,7 +98,8 @@ def git_commit() -> str:
     try:
         git = ["git", "-C", str(REPO)]
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain", "-uno"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "-uno", "--", ".", ":!checkpoints"], capture_output=True,
+                               text=True).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

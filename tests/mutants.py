@@ -225,6 +225,8 @@ MUTANTS: list[Mutant] = [
     # --- provenance ---
     M("commit_ignores_copy", "reproduce/jobs.py", '    if os.environ.get("REPRODUCE_COMMIT"):\n',
       '    if False:\n', "a copy of the suite with a stale .git records that .git's HEAD, not the commit it was given"),
+    M("commit_dirty_by_checkpoints", "reproduce/jobs.py", '"--", ".", ":!checkpoints"]', '"--", "."]',
+      "a resumed job's committed checkpoint, rewritten, marks the code of every later job dirty"),
 ]
 
 

@@ -208,3 +208,23 @@ def test_a_copy_records_the_commit_it_was_given(tmp_path, monkeypatch):
     if head:  # (a copy of the tests outside a repository checks the fallback alone)
         assert jobs.git_commit().removesuffix("-dirty") == head
     jobs.git_commit.cache_clear()
+
+
+def test_a_changed_checkpoint_does_not_make_the_code_dirty(tmp_path, monkeypatch):
+    from reproduce import jobs
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "job.pt").write_text("at 1e6")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(jobs, "REPO", tmp_path)
+    monkeypatch.delenv("REPRODUCE_COMMIT", raising=False)
+    (tmp_path / "checkpoints" / "job.pt").unlink()  # a resumed job rewrote or finished its committed checkpoint
+    jobs.git_commit.cache_clear()
+    assert jobs.git_commit() == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    jobs.git_commit.cache_clear()
+    assert jobs.git_commit() == head + "-dirty"
+    jobs.git_commit.cache_clear()
