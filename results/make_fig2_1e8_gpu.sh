@@ -6,12 +6,28 @@
 #   bash results/make_fig2_1e8_gpu.sh prepare    here: .whl/ (Hydra's wheels), .gpudata/ (the data, and TREE: HEAD
 #                                                 and the blob of every tracked file outside results/ and checkpoints/)
 #   OUT=DIR bash results/make_fig2_1e8_gpu.sh    there, with .whl/ and .gpudata/ copied along
+#   bash results/make_fig2_1e8_gpu.sh untrack    here, before a call of a device tool that sends the tracked tree
+#                                                 (results/ alone is about 47 MiB): results/ and checkpoints/
+#                                                 leave the index and are ignored; `... retrack` after the call
 # There, every file is checked against TREE first and the jobs record HEAD as their commit (HEAD-dirty if any
 # differs). Each finished job comes back as DIR/<run id>.tar (its parquet, yaml and weights; unpack it in the
 # repository root); DIR/gpu.log has every job's output. An unfinished job is dropped: a CUDA checkpoint holds a
 # CUDA generator's state and does not resume on a CPU. DRY_RUN=1: the same on the CPU with 20,000 samples per job.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
+EXCLUDE=$(git rev-parse --git-path info/exclude 2>/dev/null)
+if [ "${1:-}" = untrack ]; then
+  git rm -r --cached -q results checkpoints && git add results/*.sh
+  printf '/results/*\n!/results/*.sh\n/checkpoints/\n' >>"$EXCLUDE"
+  echo "untracked results/ and checkpoints/; the tree now sends $(git ls-files -z --cached --others --exclude-standard |
+    xargs -0 stat -c %s | awk '{s += $1} END {printf "%.1f MiB", s / 1048576}'); undo: bash $0 retrack"
+  exit
+fi
+if [ "${1:-}" = retrack ]; then
+  git reset -q -- results checkpoints && sed -i '\#^/results/\*$#d; \#^!/results/\*\.sh$#d; \#^/checkpoints/$#d' "$EXCLUDE"
+  git status --short | head
+  exit
+fi
 if [ "${1:-}" = prepare ]; then
   WANDB=0 bash reproduce/bench/gpu_prepare.sh
   { git rev-parse HEAD; git ls-files -s -- . ':!results' ':!checkpoints'; } >.gpudata/TREE
