@@ -50,7 +50,7 @@ def needs_data(*names):
 
 
 # GPU tests: skipped where torch sees no CUDA device, unless REPRODUCE_TEST_DEVICE=cuda (set by
-# benchmarks/gpu_check.sh) asks for them, so that a GPU check cannot pass by skipping them.
+# reproduce/bench/gpu_check.sh) asks for them, so that a GPU check cannot pass by skipping them.
 needs_cuda = pytest.mark.skipif(os.environ.get("REPRODUCE_TEST_DEVICE") != "cuda" and not torch.cuda.is_available(),
                                 reason="no CUDA device (REPRODUCE_TEST_DEVICE=cuda makes this a failure)")
 

@@ -9,7 +9,8 @@
 #   DRY_RUN=1 bash reproduce/bench/gpu_check.sh             # every stage on the CPU with tiny settings
 #
 # Stages, each under its own timeout, none stopping the others (a failure is recorded and the script goes on):
-#   setup    the copied wheels installed where hydra/omegaconf/wandb are missing; the copied data unpacked
+#   setup    the copied wheels installed where hydra/omegaconf/wandb are missing; the copied data unpacked; the copy
+#            checked against .gpudata/TREE (reproduce/bench/gpu_setup.sh)
 #   probe    nvidia-smi; torch, the GPU, the fused Adagrad kernel
 #   suite    the default test suite with the device tests required (REPRODUCE_TEST_DEVICE=cuda):
 #            tests/test_graphed.py first, then the rest; in the background on the upper half of the CPU cores
@@ -29,7 +30,7 @@ LOG=$OUT/gpu_check.log
 SUMMARY=$OUT/summary.txt
 : >"$LOG"
 : >"$SUMMARY"
-export PYTHONUNBUFFERED=1 WANDB_SILENT=true
+export WANDB_SILENT=true
 if [ "$DRY_RUN" = 1 ]; then
   DEVICE=cpu
   BENCH=(--cases frey-nz10 --seconds 0.2 --jobs 2 --skip-baselines --run-budget 0 --is-n 20 --is-k 20)
@@ -65,25 +66,10 @@ stage() {  # stage NAME SECONDS CMD...: CMD under a timeout (cut to the time lef
   return 0
 }
 
-# --- setup: wheels and data (in this shell: its exports serve every stage)
-if ! python3 -c "import hydra, omegaconf, wandb" 2>/dev/null; then
-  if ls .whl/*.whl >/dev/null 2>&1; then
-    timeout 120 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-      .whl/*.whl >>"$LOG" 2>&1 && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    note "setup      wheels from .whl/ rc=$?"
-  else
-    note "setup      hydra/omegaconf/wandb missing and no .whl/: run reproduce/bench/gpu_prepare.sh and carry .whl"
-  fi
-fi
-if [ -d .gpudata ]; then
-  mkdir -p /tmp/gpudata/MNIST/raw
-  for f in .gpudata/MNIST/raw/*.gz; do gunzip -c "$f" >"/tmp/gpudata/MNIST/raw/$(basename "$f" .gz)"; done
-  cp .gpudata/frey_rawface.mat /tmp/gpudata/
-  export REPRODUCE_DATA=/tmp/gpudata
-fi
-export REPRODUCE_DATA=${REPRODUCE_DATA:-$(cd .. && pwd)/shared/data}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the tests' `python -m reproduce` subprocesses run in temp dirs
-note "setup      REPRODUCE_DATA=$REPRODUCE_DATA, $(ls "$REPRODUCE_DATA/MNIST/raw" 2>/dev/null | wc -l) MNIST files"
+# --- setup: wheels, data and commit (in this shell: its exports serve every stage)
+source reproduce/bench/gpu_setup.sh
+gpu_wheels hydra omegaconf wandb >>"$SUMMARY"
+{ gpu_data; gpu_commit; } >>"$SUMMARY" 2>&1
 
 # --- probe
 ncpu=$(nproc)
