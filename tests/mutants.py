@@ -227,6 +227,8 @@ MUTANTS: list[Mutant] = [
       '    if False:\n', "a copy of the suite with a stale .git records that .git's HEAD, not the commit it was given"),
     M("commit_dirty_by_checkpoints", "reproduce/jobs.py", '"--", ".", ":!checkpoints"]', '"--", "."]',
       "a resumed job's committed checkpoint, rewritten, marks the code of every later job dirty"),
+    M("gpu_commit_never_dirty", "reproduce/bench/gpu_setup.sh", 'print(head + ("-dirty" if differ else ""))',
+      "print(head)", "a GPU machine's copy that differs from its commit records the clean commit"),
 ]
 
 

@@ -228,3 +228,26 @@ def test_a_changed_checkpoint_does_not_make_the_code_dirty(tmp_path, monkeypatch
     jobs.git_commit.cache_clear()
     assert jobs.git_commit() == head + "-dirty"
     jobs.git_commit.cache_clear()
+
+
+def test_a_copy_without_git_is_checked_file_by_file_against_its_commit(tmp_path):
+    """reproduce/bench/gpu_setup.sh's gpu_commit: git's own blob ids (git hash-object) are the oracle."""
+    setup = Path(__file__).resolve().parent.parent / "reproduce" / "bench" / "gpu_setup.sh"
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "run.sh").write_text("echo run\n")
+    files = ["code.py", "sub/run.sh"]
+    blobs = subprocess.run(["git", "hash-object", *files], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    (tmp_path / ".gpudata").mkdir()
+    (tmp_path / ".gpudata" / "TREE").write_text("c0ffee\n" + "".join(f"100644 {b} 0\t{f}\n" for b, f in zip(blobs, files)))
+
+    def recorded() -> str:
+        out = subprocess.run(["bash", "-c", f'source "{setup}" && gpu_commit >/dev/null 2>&1 && echo "$REPRODUCE_COMMIT"'],
+                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        return out.strip()
+
+    assert recorded() == "c0ffee"
+    (tmp_path / "sub" / "run.sh").write_text("echo changed\n")
+    assert recorded() == "c0ffee-dirty"
+    (tmp_path / "sub" / "run.sh").unlink()
+    assert recorded() == "c0ffee-dirty"
