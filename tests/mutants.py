@@ -240,7 +240,8 @@ CANARY = Mutant("canary", "reproduce/objectives.py", "from typing import NamedTu
 
 def source_files() -> list[str]:
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True)
-    return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
+    # not checkpoints/: a long run's committed state, large, rewritten while the check runs
+    return [f for f in out.stdout.splitlines() if (REPO / f).is_file() and not f.startswith("checkpoints/")]
 
 
 class StaleMutant(RuntimeError):
@@ -284,8 +285,9 @@ def run_one(m: Mutant, files: list[str], data: str, timeout: float) -> tuple[str
     with tempfile.TemporaryDirectory(prefix=f"mutant-{m.name}-") as tmp:
         root = Path(tmp) / "repo"
         for f in files:
-            (root / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / f, root / f)
+            if (REPO / f).is_file():  # (a file deleted in the working tree since the listing stays deleted)
+                (root / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / f, root / f)
         path = root / m.file
         path.write_text(check(m, root).replace(m.original, m.replacement))
         env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
