@@ -4,7 +4,7 @@
 # train.cuda_graph=true, JOBS at once, in the order of PANELS, until DEADLINE_S seconds after the start. It runs
 # on a machine with a copy of the suite but no network (and no .git, or a stale one):
 #   WANDB=0 bash reproduce/bench/gpu_prepare.sh  here: .whl/ (Hydra's wheels), .gpudata/ (the data and TREE)
-#   bash reproduce/bench/gpu_prepare.sh untrack  here, before a device tool call that sends the tracked tree;
+#   bash reproduce/bench/gpu_prepare.sh untrack  here, before copying the tracked tree;
 #                                                 `... retrack` after it
 #   OUT=DIR bash results/make_fig2_1e8_gpu.sh    there, with .whl/ and .gpudata/ carried along
 # There, every file is checked against TREE first and the jobs record its commit (with "-dirty" if any file

@@ -7,9 +7,9 @@
 # copy against before they record HEAD as their commit). Both are git-ignored: carry them with the checkout.
 #   bash reproduce/bench/gpu_prepare.sh          (REPRODUCE_DATA or ../shared/data: the data to pack; WANDB=0: no
 #                                                 wandb, a few hundred kB instead of about 40 MB)
-#   bash reproduce/bench/gpu_prepare.sh untrack  before a device tool call that sends the tracked tree (results/
+#   bash reproduce/bench/gpu_prepare.sh untrack  before copying the tracked tree without the results (results/
 #                                                 alone is about 47 MiB): results/ and checkpoints/ leave the index
-#                                                 and are ignored; `... retrack` after the call puts them back
+#                                                 and are ignored; `... retrack` after the copy puts them back
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 EXCLUDE=$(git rev-parse --git-path info/exclude)
