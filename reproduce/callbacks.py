@@ -14,7 +14,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from reproduce import results
 from reproduce.config import Config, ConfigError, ReproduceError
 from reproduce.jobs import Job, job_name
 
@@ -47,6 +46,8 @@ class SweepJob:
     job: Job
 
     def meta(self) -> dict:
+        from reproduce import results
+
         run = results.read(self.job.meta) if self.job.meta.exists() else None
         return run.meta if run else {}
 
@@ -76,15 +77,17 @@ class ValidateSweep(Callback):
     named (it runs once)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from reproduce.train import preflight
-
         where = "hydra.launcher"
         try:
             check_n_jobs(config.hydra.launcher.get("n_jobs"))
-            first: dict[str, int] = {}
+            composed = []  # every job's values first (cheap, and before torch loads), then what each costs here
             for num, overrides in enumerate(sweep_jobs(config)):
                 where = f"sweep job {' '.join(overrides)}"
-                cfg = compose_job(config.hydra.job.config_name, tuple(overrides))
+                composed.append((num, where, compose_job(config.hydra.job.config_name, tuple(overrides))))
+            from reproduce.train import preflight
+
+            first: dict[str, int] = {}
+            for num, where, cfg in composed:
                 preflight(cfg)
                 job = Job(cfg, Path(config.hydra.runtime.cwd))
                 job.make_folders()

@@ -19,9 +19,8 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from reproduce.config import AlgorithmConfig, Config, ConfigError, Dataset, DatasetConfig, ModelConfig, ReproduceError
-from reproduce.data import DataError
-from reproduce.jobs import ResultsError, job_name
+from reproduce.config import AlgorithmConfig, Config, ConfigError, Dataset, DatasetConfig, ModelConfig, ReproduceError, SweepError
+from reproduce.jobs import job_name
 
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -95,12 +94,12 @@ def settle_auto(config: Config, sweep: bool) -> None:
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
-    from reproduce import train
-
     hc = HydraConfig.get()
     sweep = hc.mode == RunMode.MULTIRUN
     try:
         config = OmegaConf.to_object(cfg)  # bad values stop here, before any training, naming the field
+        from reproduce import train  # here, not at the top: a bad value fails before torch loads (seconds of start-up)
+
         settle_auto(config, sweep)
         if not sweep:
             train.preflight(config)  # a sweep's jobs: in callbacks.ValidateSweep, before the first one runs
@@ -108,7 +107,7 @@ def hydra_main(cfg: DictConfig) -> None:
     except ReproduceError as e:
         if not sweep:
             fail(e)
-        if isinstance(e, (DataError, ResultsError)):
+        if isinstance(e, SweepError):
             raise  # every job would fail the same way: stop the sweep, with the instructions
         print(f"[reproduce] job {job_name(list(hc.overrides.task))}: {e}", file=sys.stderr)  # marked failed; the others go on
     except Exception:
@@ -128,7 +127,7 @@ def main() -> None:
         keys = integer_keys()
         sys.argv[1:] = [integral(a, keys) for a in sys.argv[1:]]
         hydra_main()
-    except ReproduceError as e:  # from a sweep's job (DataError, ResultsError), or the command line itself
+    except ReproduceError as e:  # from a sweep's job (SweepError: DataError, ResultsError), or the command line itself
         fail(e)
     except CompactHydraException as e:
         if SHOW_TRACEBACK:

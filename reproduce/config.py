@@ -10,7 +10,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-import torch
 from omegaconf import MISSING
 
 
@@ -96,6 +95,10 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# The value of a key for jobs stored before the key existed, where today's default differs from what they ran.
+WHEN_ABSENT = {"algorithm.count": "datapoint"}
+
+
 class ReproduceError(Exception):
     """An error the suite raises on purpose (bad config, data, results, checkpoint): its message names the cause
     and what to do, so the command line prints the message alone (HYDRA_FULL_ERROR=1: with its traceback)."""
@@ -103,6 +106,10 @@ class ReproduceError(Exception):
 
 class ConfigError(ReproduceError, ValueError):
     """A bad config value; the message names the field and the accepted range."""
+
+
+class SweepError(ReproduceError):
+    """An error every job of a sweep would meet the same way (its data, its results folder): it stops the sweep."""
 
 
 def _check(cond: bool, name: str, value: Any, need: str) -> None:
@@ -351,14 +358,11 @@ class Config:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            _check(False, "device", self.device, "not a torch device (cpu, cuda, cuda:1, mps, ...)")
+        device = device_type(self.device)
         if self.train.precision is Precision.bf16:
             _check(self.algorithm.name != "mcem", "train.precision", "bf16",
                    "MCEM's HMC accept/reject needs float32 energies: use train.precision=fp32 with algorithm=mcem")
-            if torch.device(self.device).type == "cpu" and not cpu_has_bf16_units():
+            if device == "cpu" and not cpu_has_bf16_units():
                 warnings.warn("train.precision=bf16 on a CPU without bfloat16 matrix units (no avx512_bf16 or amx_bf16 "
                               "flag): bfloat16 is emulated there and slower than fp32", stacklevel=2)
         if getattr(self.algorithm, "theta_noise", None) is ThetaNoise.local:
@@ -366,8 +370,21 @@ class Config:
                    "local", "needs every decoder parameter in an nn.Linear: use model.log_var=output (model.log_var=bias "
                    "adds a per-pixel parameter outside them)")
         if self.train.cuda_graph:
-            _check(torch.device(self.device).type == "cuda", "train.cuda_graph", True, f"needs a CUDA device (device={self.device})")
+            _check(device == "cuda", "train.cuda_graph", True, f"needs a CUDA device (device={self.device})")
             _check(self.algorithm.name == "aevb", "train.cuda_graph", True, f"captures the AEVB step only (algorithm={self.algorithm.name})")
+
+
+def device_type(device: str) -> str:
+    """The device's type (cpu, cuda, mps, ...), or a ConfigError naming the field. torch loads here only for a
+    device other than the default: a bad value elsewhere fails without its seconds of start-up."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    try:
+        return torch.device(device).type
+    except RuntimeError:
+        _check(False, "device", device, "not a torch device (cpu, cuda, cuda:1, mps, ...)")
 
 
 def cpu_has_bf16_units() -> bool:
@@ -382,6 +399,8 @@ def cpu_has_bf16_units() -> bool:
 def check_device(device: str) -> None:
     """Fail before any work where the device is not on this machine (checked at run time, not at config
     validation, so that a CPU login node can submit GPU jobs)."""
+    import torch
+
     d = torch.device(device)
     if d.type == "cuda" and (not torch.cuda.is_available() or (d.index or 0) >= torch.cuda.device_count()):
         raise ConfigError(f"device={device}, but this machine has {torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'}"

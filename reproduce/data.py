@@ -12,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from reproduce.config import Binarize, ConfigError, Dataset, DatasetConfig, FreySplit, ReproduceError
+from reproduce.config import Binarize, ConfigError, Dataset, DatasetConfig, FreySplit, SweepError
 
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_MD5 = "5aeb024d42b8a6091f30e5eb18c8a48d"
@@ -24,7 +24,7 @@ N_MNIST_TRAIN = 50_000  # the last 10,000 of the 60,000 training images are vali
 IMAGE_SHAPE = {"mnist": (28, 28), "frey": (28, 20), "synthetic": (8, 8)}  # (height, width) by dataset name
 
 
-class DataError(ReproduceError, RuntimeError):
+class DataError(SweepError, RuntimeError):
     """A data file is missing or corrupt; the message says where to put it and where it comes from."""
 
 

@@ -19,9 +19,7 @@ from typing import Any, Callable, Iterator
 import filelock
 import yaml
 
-from reproduce import results
-from reproduce.config import Config, ReproduceError, flatten, plain
-from reproduce.results import WHEN_ABSENT
+from reproduce.config import WHEN_ABSENT, Config, SweepError, flatten, plain
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,7 +103,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-class ResultsError(ReproduceError):
+class ResultsError(SweepError):
     """A results or checkpoint folder that cannot be made or written; the message names it and the setting."""
 
 
@@ -179,6 +177,8 @@ class Job:
         """The results of a finished run of this job, found by its stored config (same_job), so that results
         written before an option was added to the schema are still recognised. A finished run whose files
         cannot be read is reported and not counted: the job runs again."""
+        from reproduce import results  # here, not at the top: the command line starts without pandas
+
         for meta in sorted(self.results.glob(f"{run_prefix(self.cfg)}-*.yaml")):
             run = results.read(meta)
             if run is None:

@@ -17,12 +17,10 @@ import pandas as pd
 import torch
 import yaml
 
-from reproduce.config import AlgorithmConfig, Config, DatasetConfig, MCEMConfig, ModelConfig, flatten, plain
+from reproduce.config import WHEN_ABSENT, AlgorithmConfig, Config, DatasetConfig, MCEMConfig, ModelConfig, flatten, plain
 
 COLUMNS = ["run_id", "sweep", "dataset", "algorithm", "n_z", "n_train", "seed", "n_seen", "split", "metric", "value", "wall_s"]
 SPLITS = ["train", "test"]
-# The value of a key for jobs stored before the key existed, where today's default differs from what they ran.
-WHEN_ABSENT = {"algorithm.count": "datapoint"}
 PANELS = {"mnist": (3, 5, 10, 20, 200), "frey": (2, 5, 10, 20)}  # Figure 2's panels (dataset: n_z)
 ML_METRICS = ("marginal_ll_hmc", "marginal_ll_is")  # Figure 3, in order of preference
 SWEEPS = {"fig2": "fig2_1e8,fig2_1e7,fig2", "fig3": "fig3_end,fig3_1e7,fig3", "fig45": "fig45_1e7,fig2_1e7,fig45"}  # default preference per figure

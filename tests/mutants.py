@@ -222,6 +222,11 @@ MUTANTS: list[Mutant] = [
       "Figure 3 draws algorithms beyond the paper like the paper's three"),
     M("palette_reuses_paper_colour", "reproduce/figures.py", "if c not in taken)", "if c not in PALETTE.values())",
       "an algorithm beyond the paper takes the colour of one of the paper's (tab10 hex vs colour names)"),
+    # --- start-up ---
+    M("cli_loads_torch_first", "reproduce/cli.py", "from reproduce.jobs import job_name\n",
+      "from reproduce import train\nfrom reproduce.jobs import job_name\n", "the command line loads torch before it checks a value"),
+    M("device_check_loads_torch", "reproduce/config.py", '    if device == "cpu":\n        return "cpu"\n', "",
+      "every config loads torch to read device=cpu"),
     # --- provenance ---
     M("commit_ignores_copy", "reproduce/jobs.py", '    if os.environ.get("REPRODUCE_COMMIT"):\n',
       '    if False:\n', "a copy of the suite with a stale .git records that .git's HEAD, not the commit it was given"),

@@ -1,4 +1,5 @@
 """Bad input fails before training with a message naming the field or the file, and leaves no results."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ BAD_CONFIGS = [
      "[reproduce] hydra.launcher: config value hydra.launcher.n_jobs=0 is invalid: must be > 0 (jobs at once) or from -1"),
 ]
 
+FAST = {"fast_run": (["model.n_z=0"], "model.n_z=0 is invalid"),  # name: (overrides, message)
+        "fast_multirun": (["-m", "dataset=synthetic", "model.n_z=2,-1"], "model.n_z=-1 is invalid")}
+
 
 def corrupt_frey(tmp: Path) -> Path:
     empty = tmp / "empty"
@@ -51,6 +55,10 @@ def cli_runs(tmp_path_factory) -> dict:
     cmds["file"] = [f"log.results_dir={tmps['file']}/results"]
     procs = {name: subprocess.Popen(reproduce_cmd(tmps[name], *o), cwd=tmps[name], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for name, o in cmds.items()}
+    for name, (overrides, _) in FAST.items():  # -X importtime: every module the process loads, on stderr
+        tmps[name] = tmp_path_factory.mktemp(name)
+        procs[name] = subprocess.Popen([sys.executable, "-X", "importtime", *reproduce_cmd(tmps[name], *overrides)[1:]],
+                                       cwd=tmps[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs["report"] = subprocess.Popen([sys.executable, "-m", "reproduce.report", "--results", str(tmps["report"] / "nowhere")],
                                        cwd=tmps["report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = {}
@@ -67,6 +75,15 @@ def test_bad_config_fails_before_training(cli_runs, i):
     assert p.returncode != 0 and message in p.stderr, p.stderr[-3000:]
     assert "Traceback" not in p.stderr  # one clear message (HYDRA_FULL_ERROR=1 shows the traceback)
     assert not list(tmp.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_a_bad_value_fails_before_torch_and_pandas_load(cli_runs, name):
+    """A typo costs a fraction of a second, not the seconds torch takes to load: values are checked first."""
+    tmp, p = cli_runs[name]
+    assert p.returncode == 2 and FAST[name][1] in p.stderr, p.stderr[-3000:]
+    loaded = set(re.findall(r"^import time: +\d+ \| +\d+ \| +(\S+)$", p.stderr, re.M))
+    assert "hydra" in loaded and not loaded & {"torch", "pandas"}, sorted(loaded & {"torch", "pandas"})
 
 
 def test_an_integer_written_1e6_is_read_as_the_integer(cli_runs):
