@@ -187,10 +187,11 @@ def select(df: pd.DataFrame, sweep: str | None, what: str, by: list[str] | None 
 
 def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2", per_curve: bool = True) -> pd.DataFrame:
     """Lower bounds of full-training-set runs on Figure 2's panels (other datasets, e.g. synthetic: any n_z), each
-    curve from the first preferred sweep that has it (per_curve=False: from every preferred sweep)."""
+    curve from the first preferred sweep that has it (per_curve=False: from every preferred sweep; both: from every
+    sweep where no preferred one has any)."""
     d = df[(df.metric == "lower_bound") & df.n_train.isna()]
     d = d[[PANELS.get(ds) is None or nz in PANELS[ds] for ds, nz in zip(d.dataset, d.n_z)]]
-    if not per_curve and preference(sweep) and not d.empty:
+    if not per_curve and d.sweep.isin(preference(sweep)).any():
         return d[d.sweep.isin(preference(sweep))]
     return select(d, sweep, "Figure 2", by=CURVE)
 

@@ -222,6 +222,8 @@ MUTANTS: list[Mutant] = [
       "Figure 3 draws algorithms beyond the paper like the paper's three"),
     M("palette_reuses_paper_colour", "reproduce/figures.py", "if c not in taken)", "if c not in PALETTE.values())",
       "an algorithm beyond the paper takes the colour of one of the paper's (tab10 hex vs colour names)"),
+    M("comparison_first_sweep", "reproduce/paper.py", "matched(r, most_seeds(pd.DataFrame(hits), sweeps[r.figure]))",
+      "matched(r, pd.DataFrame(hits))", "the comparison pools every sweep's runs at a point, not the one with most seeds"),
     # --- start-up ---
     M("cli_loads_torch_first", "reproduce/cli.py", "from reproduce.jobs import job_name\n",
       "from reproduce import train\nfrom reproduce.jobs import job_name\n", "the command line loads torch before it checks a value"),

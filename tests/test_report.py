@@ -193,6 +193,16 @@ def test_figure2_table_takes_each_point_from_the_sweep_with_the_most_seeds_there
     assert "| mnist | 3 | -120.0 (-130.3) | -121.0 (-133.4) |" in hundred
 
 
+def test_comparison_takes_each_point_from_the_sweep_with_the_most_seeds_there(tmp_path):
+    """As figure2_table.md: 1e6 from the two-seed sweep, 1e8 from the one-seed sweep that alone reaches it."""
+    fig2_runs(tmp_path)
+    write_run(tmp_path, "fig2_1e8", "mnist", "aevb", 3, 0, curve({1_000_000: (-160, -160), 100_000_000: (-120, -121)}))
+    table = paper.compare(stored.load_rows(tmp_path), paper.load_reference(), {"fig2": "fig2_1e8,fig2"})
+    cell = table[(table.dataset == "mnist") & (table.algorithm == "aevb") & (table.n_z == 3)].set_index(["n_seen paper", "split"])
+    assert (cell.loc[("1e+06", "train"), ["ours", "seeds"]].tolist(), cell.loc[("1e+06", "test"), "ours"]) == ([-152.0, 2], -151.0)
+    assert cell.loc[("1e+08", "train"), ["ours", "seeds", "diff"]].tolist() == pytest.approx([-120.0, 1, -120.0 + 130.3])
+
+
 def test_bf16_equivalence_table_checks_each_point_against_the_fp32_seeds_range(tmp_path):
     for seed, (tr, te) in enumerate([(-100, -101), (-102, -103), (-104, -105)]):
         write_run(tmp_path, "fig2_1e7", "mnist", "aevb", 20, seed, curve({1_000_000: (tr, te), 10_000_000: (tr + 10, te + 10)}))
