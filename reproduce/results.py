@@ -191,7 +191,7 @@ def fig2_rows(df: pd.DataFrame, sweep: str | None = "fig2", per_curve: bool = Tr
     sweep where no preferred one has any)."""
     d = df[(df.metric == "lower_bound") & df.n_train.isna()]
     d = d[[PANELS.get(ds) is None or nz in PANELS[ds] for ds, nz in zip(d.dataset, d.n_z)]]
-    if not per_curve and d.sweep.isin(preference(sweep)).any():
+    if not per_curve and not d.empty and d.sweep.isin(preference(sweep)).any():
         return d[d.sweep.isin(preference(sweep))]
     return select(d, sweep, "Figure 2", by=CURVE)
 
