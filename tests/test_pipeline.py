@@ -60,7 +60,7 @@ def test_eval_schedule_log_spaced_or_linear_and_ends_at_budget():
     assert schedule(cfg) == [100_000, 350_000, 600_000, 850_000, 1_000_000]
 
 
-JOB = ["dataset=synthetic", "train.budget=400000", "eval.start=1000", "train.checkpoint_every=20000",
+JOB = ["dataset=synthetic", "train.budget=200000", "eval.start=1000", "train.checkpoint_every=20000",
        "dataset.binarize=dynamic", "train.threads=1"]
 
 
