@@ -49,18 +49,16 @@ def cli_runs(tmp_path_factory) -> dict:
     cmds = {f"bad{i}": overrides for i, (overrides, _) in enumerate(BAD_CONFIGS)}
     cmds["cuda"] = ["dataset=synthetic", "device=cuda"]
     cmds["budget_1e6"] = ["train.budget=1e6", "--cfg=job"]  # composes, prints the job's config, trains nothing
-    tmps = {name: tmp_path_factory.mktemp(name) for name in [*cmds, "frey", "file", "report"]}
+    tmps = {name: tmp_path_factory.mktemp(name) for name in [*cmds, *FAST, "frey", "file", "report"]}
     cmds["frey"] = ["-m", "dataset=frey", "model.n_z=2,3", f"dataset.root={corrupt_frey(tmps['frey'])}"]
     (tmps["file"] / "results").write_text("a file where the results folder should be")
     cmds["file"] = [f"log.results_dir={tmps['file']}/results"]
-    procs = {name: subprocess.Popen(reproduce_cmd(tmps[name], *o), cwd=tmps[name], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for name, o in cmds.items()}
-    for name, (overrides, _) in FAST.items():  # -X importtime: every module the process loads, on stderr
-        tmps[name] = tmp_path_factory.mktemp(name)
-        procs[name] = subprocess.Popen([sys.executable, "-X", "importtime", *reproduce_cmd(tmps[name], *overrides)[1:]],
-                                       cwd=tmps[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    procs["report"] = subprocess.Popen([sys.executable, "-m", "reproduce.report", "--results", str(tmps["report"] / "nowhere")],
-                                       cwd=tmps["report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = {name: reproduce_cmd(tmps[name], *o) for name, o in cmds.items()}
+    argv |= {name: [sys.executable, "-X", "importtime", *reproduce_cmd(tmps[name], *o)[1:]]  # every module it loads, on stderr
+             for name, (o, _) in FAST.items()}
+    argv["report"] = [sys.executable, "-m", "reproduce.report", "--results", str(tmps["report"] / "nowhere")]
+    procs = {name: subprocess.Popen(a, cwd=tmps[name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, a in argv.items()}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=900)  # generous: a loaded machine starves 18 start-ups
