@@ -48,21 +48,27 @@ def main(argv: list[str] | None = None) -> dict[str, list[Path]]:
     df, runs, ref = load_rows(results), load_runs(results), load_reference(args.reference)
     status = runs.status.fillna("unknown").value_counts().to_dict() if len(runs) else {}
     note(f"{df.run_id.nunique()} runs, {len(df)} rows under {results}; status {status}")
-    sweeps = {"fig2": args.fig2_sweep, "fig3": args.fig3_sweep}
     written = {"figure2": figures.figure2(df, ref, out, args.fig2_sweep),
                "figure3": [p for count in ("gradient", "datapoint") for p in figures.figure3(df, ref, out, args.fig3_sweep, runs, count)],
                "figure4": figures.figure4(runs, out, args.fig45_sweep),
                "figure5": figures.figure5(runs, out, args.fig45_sweep, args.seed),
-               "comparison": tables.comparison(df, ref, out, sweeps, args.tol, runs),
+               **write_tables(df, runs, ref, out, args)}
+    if (df.algorithm == "full_vb").any():  # beyond the paper: only where such runs exist
+        written["figure_full_vb"] = figures.figure_full_vb(df, out)
+    written["pages"] = readme.refresh(only=[p for paths in written.values() for p in paths])  # README, docs/
+    return written
+
+
+def write_tables(df, runs, ref, out: Path, args: argparse.Namespace) -> dict[str, list[Path]]:
+    """The report's markdown tables (ours vs the paper, Figure 3's ends, the claims) under `out`."""
+    sweeps = {"fig2": args.fig2_sweep, "fig3": args.fig3_sweep}
+    written = {"comparison": tables.comparison(df, ref, out, sweeps, args.tol, runs),
                "figure2_table": tables.fig2_table(df, ref, out, args.fig2_sweep),
                "figure3_table": tables.fig3_table(df, ref, out, args.fig3_sweep, runs),
                "figure3_gap": tables.fig3_gap_table(df, out, args.fig3_sweep, runs),
                "claims": claims.write(df, runs, ref, out, sweeps)}
     if (df.sweep == "bf16_1e7").any():  # train.precision=bf16 beside fp32: only where such runs exist
         written["bf16_equivalence"] = tables.precision_table(df, out)
-    if (df.algorithm == "full_vb").any():  # beyond the paper: only where such runs exist
-        written["figure_full_vb"] = figures.figure_full_vb(df, out)
-    written["pages"] = readme.refresh(only=[p for paths in written.values() for p in paths])  # README, docs/
     return written
 
 

@@ -275,3 +275,17 @@ def test_figure3_draws_algorithms_beyond_the_paper_thinner(tmp_path, monkeypatch
               for ax in drawn["figure3"].axes for line in ax.get_lines() if len(line.get_xdata()) == 2}
     assert widths == {(colours["aevb"], figures.CURVE_WIDTHS["the paper's"]),
                       (colours["full_vb"], figures.CURVE_WIDTHS["beyond the paper"])}
+
+
+PUBLISHED = Path(__file__).resolve().parent.parent / "results"
+
+
+def test_the_published_tables_are_what_the_report_makes_of_the_published_results(tmp_path):
+    """results/figures/*.md are generated, never pasted: the report's tables made from results/ alone equal them."""
+    args = report.parser().parse_args([])
+    df, runs, ref = stored.load_rows(PUBLISHED), stored.load_runs(PUBLISHED), paper.load_reference(args.reference)
+    made = [p for paths in report.write_tables(df, runs, ref, tmp_path, args).values() for p in paths]
+    assert {p.name for p in made} >= {"comparison.md", "figure2_table.md", "figure3_table.md", "claims.md"}
+    for p in made:
+        assert p.read_text() == (PUBLISHED / "figures" / p.name).read_text(), (
+            f"results/figures/{p.name} is not what the report makes of results/: python -m reproduce.report --results results")
