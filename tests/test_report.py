@@ -1,5 +1,5 @@
 """The report on small fake results: every figure written, the comparison table's rows and differences,
-and figures without data skipped rather than failing."""
+and figures without data skipped rather than failing; and the published tables against the report made of results/."""
 from pathlib import Path
 
 import matplotlib.colors
@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import REPO
 from reproduce import figures, models, paper, report, results as stored, tables
 from reproduce.config import Decoder, ModelConfig
 from reproduce.sinks import COLUMNS
@@ -277,7 +278,7 @@ def test_figure3_draws_algorithms_beyond_the_paper_thinner(tmp_path, monkeypatch
                       (colours["full_vb"], figures.CURVE_WIDTHS["beyond the paper"])}
 
 
-PUBLISHED = Path(__file__).resolve().parent.parent / "results"
+PUBLISHED = REPO / "results"
 
 
 def test_the_published_tables_are_what_the_report_makes_of_the_published_results(tmp_path):
