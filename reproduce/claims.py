@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 import pandas as pd
 
 from reproduce.results import CURVE, fig2_rows, fig3_rows, note, recount, select, value_at

@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 import re
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -11,11 +10,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
+from conftest import REPO
 from reproduce import callbacks, models, train
 from reproduce.config import Config, ConfigError
 from reproduce.cli import integer_keys, integral, register
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = REPO / "conf"
 register()
 
 

@@ -1,5 +1,4 @@
 """Marginal-likelihood estimators and the HMC kernel against a linear-Gaussian model with exact log p(x)."""
-import math
 
 import pytest
 import torch
@@ -10,7 +9,6 @@ from torch import distributions as D
 from reproduce.marginal_likelihood import _log_px_is_chunk, active_units, elbo, elbo_and_mean_var, kde_log_prob, log_px_hmc, log_px_is
 from reproduce.hmc import adapt_step_size, hmc_step
 from reproduce.models import gaussian_log_prob
-from reproduce.objectives import gaussian_kl
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 

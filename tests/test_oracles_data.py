@@ -6,7 +6,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 import scipy.io
 import torch
 

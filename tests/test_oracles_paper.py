@@ -3,7 +3,6 @@ from the code's defaults), the N(0, 0.01^2) init measured on built networks, the
 over every datapoint, the training loop's minibatches (M random indices with replacement), and the
 marginal-likelihood estimators on models whose answer is written out here or computed with scipy."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import trained
+from conftest import REPO, trained
 from reproduce import algorithms, marginal_likelihood, models, train
 from reproduce.config import AEVBConfig, Binarize, Config, DatasetConfig, Decoder, EvalConfig, FreySplit, LogConfig
 from reproduce.cli import register
@@ -21,7 +20,7 @@ from reproduce.evaluate import evaluate, splits
 from reproduce.hmc import adapt_step_size
 from reproduce.protocol import Algorithm
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = REPO / "conf"
 register()
 
 PAPER_STEP_SIZES = {0.01, 0.02, 0.1}  # sec. 5: Adagrad step size chosen from this set

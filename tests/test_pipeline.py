@@ -8,13 +8,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from conftest import reproduce_cmd
+from conftest import REPO, reproduce_cmd
 from reproduce.sinks import COLUMNS
 from wandb_offline import read_wandb_run
 from reproduce.config import AEVBConfig, Config, DatasetConfig, ModelConfig, WandbMode
 from reproduce.evaluate import schedule
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def reproduce(tmp: Path, *overrides: str, **kw) -> subprocess.Popen:

@@ -1,13 +1,13 @@
 """train.precision=bf16: the step's matrix products in bfloat16, everything else float32 (train.py autocast,
 models.linear). Oracles: the same step's gradient in float64, and the float32 evaluation of saved weights."""
 import copy
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from conftest import REPO
 from reproduce import models, train
 from reproduce import data as data_mod
 from reproduce.config import AEVBConfig, Config, DatasetConfig, Decoder, MCEMConfig, ModelConfig, Precision, TrainConfig
@@ -19,7 +19,6 @@ from reproduce.objectives import sgvb_b
 from test_robustness import tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def step_gradients(encoder, decoder, x, eps, precision: Precision):

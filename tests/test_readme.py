@@ -9,7 +9,7 @@ import pytest
 
 from reproduce import readme, table
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import REPO as ROOT
 
 
 def run_table(command: str) -> str:

@@ -13,7 +13,7 @@ from reproduce import figures, models, paper, report, results as stored, tables
 from reproduce.config import Decoder, ModelConfig
 from reproduce.sinks import COLUMNS
 
-SHARED_REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "paper" / "reference.csv"
+SHARED_REFERENCE = REPO.parent / "shared" / "paper" / "reference.csv"
 
 
 def write_run(root: Path, sweep: str, dataset: str, algorithm: str, n_z: int, seed: int, values: dict,
@@ -225,7 +225,7 @@ def test_the_package_has_no_import_circle_and_the_reading_side_is_layered():
     results -> paper -> figures, tables -> claims -> report, nothing importing what is above it."""
     import ast
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     files = {".".join(p.relative_to(repo).with_suffix("").parts).removesuffix(".__init__"): p
              for d in ("reproduce", "baselines") for p in (repo / d).rglob("*.py")}
     graph = {m: set() for m in files}

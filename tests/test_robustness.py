@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import reproduce_cmd
+from conftest import REPO, reproduce_cmd
 from reproduce import train
 from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, EvalConfig, LogConfig, MCEMConfig, ModelConfig,
                               RWSConfig, Section, TrainConfig, WandbMode)
@@ -200,7 +199,7 @@ def test_a_copy_records_the_commit_it_was_given(tmp_path, monkeypatch):
             monkeypatch.setenv("REPRODUCE_COMMIT", env)
         assert jobs.git_commit() == recorded
     jobs.git_commit.cache_clear()
-    monkeypatch.setattr(jobs, "REPO", jobs.Path(__file__).resolve().parent.parent)  # a copy whose .git may be stale
+    monkeypatch.setattr(jobs, "REPO", REPO)  # a copy whose .git may be stale
     assert jobs.git_commit() == "0123abcd"
     monkeypatch.delenv("REPRODUCE_COMMIT")  # unset: git's HEAD
     jobs.git_commit.cache_clear()
@@ -232,7 +231,7 @@ def test_a_changed_checkpoint_does_not_make_the_code_dirty(tmp_path, monkeypatch
 
 def test_a_copy_without_git_is_checked_file_by_file_against_its_commit(tmp_path):
     """reproduce/bench/gpu_setup.sh's gpu_commit: git's own blob ids (git hash-object) are the oracle."""
-    setup = Path(__file__).resolve().parent.parent / "reproduce" / "bench" / "gpu_setup.sh"
+    setup = REPO / "reproduce" / "bench" / "gpu_setup.sh"
     (tmp_path / "code.py").write_text("x = 1\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "run.sh").write_text("echo run\n")

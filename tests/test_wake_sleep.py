@@ -1,5 +1,4 @@
 """Wake-sleep: each phase moves only its own network; sleep moves q toward the exact posterior."""
-import pytest
 import torch
 from torch import nn
 
@@ -7,7 +6,6 @@ from baselines.wake_sleep import ReweightedWakeSleep, WakeSleep
 from reproduce.config import Config, DatasetConfig, ModelConfig, RWSConfig, TrainConfig, WakeSleepConfig
 from conftest import LinearGaussian
 from reproduce.models import GaussianEncoder, build
-from reproduce.objectives import gaussian_kl
 
 
 def cfg(algorithm=None, lr=0.05):
