@@ -36,11 +36,3 @@ class IWAE(Algorithm):
         loss = -iwae_bound(self.encoder, self.decoder, x, eps).mean()
         self.opt.step(loss)
         return {"loss": loss.detach()}
-
-    def state_dict(self) -> dict:
-        return {"encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.decoder.load_state_dict(state["decoder"])
-        self.opt.load_state_dict(state["opt"])

@@ -21,6 +21,8 @@ class MCEM(Algorithm):
     """Per iteration: one HMC transition (n_leapfrog steps, step size adapted per chain toward
     target_accept) of the minibatch's persistent chains, then n_updates Adagrad steps of the decoder."""
 
+    saved = ("decoder", "opt", "z", "step_size")  # the chains and their step sizes persist across a resume
+
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         a = cfg.algorithm
         self.encoder, self.decoder, self.generator = None, decoder, generator  # no recognition model
@@ -39,11 +41,3 @@ class MCEM(Algorithm):
             loss = -self.decoder.log_prob(x, z).mean()
             self.opt.step(loss)
         return {"loss": loss.detach(), "accept": accept.mean()}
-
-    def state_dict(self) -> dict:
-        return {"decoder": self.decoder.state_dict(), "opt": self.opt.state_dict(), "z": self.z, "step_size": self.step_size}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decoder.load_state_dict(state["decoder"])
-        self.opt.load_state_dict(state["opt"])
-        self.z, self.step_size = state["z"], state["step_size"]

@@ -16,6 +16,8 @@ class WakeSleep(Algorithm):
     """Wake: step the decoder on -log p(x|z), z ~ q(z|x) with no gradient into q. Sleep: dream
     z ~ p(z), x ~ p(x|z) and step the encoder on -log q(z|x). Two optimizers."""
 
+    saved = ("encoder", "decoder", "wake_opt", "sleep_opt")
+
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         self.encoder, self.decoder, self.generator = encoder, decoder, generator
         self.wake_opt = adagrad(cfg.train, decoder.parameters(), n_train)
@@ -44,16 +46,6 @@ class WakeSleep(Algorithm):
         n_z = self.decoder.hidden.in_features
         z = torch.randn(m, n_z, generator=self.generator, device=self.generator.device)  # [M, n_z]
         return z, self.decoder.sample(z, self.generator)
-
-    def state_dict(self) -> dict:
-        return {"encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
-                "wake_opt": self.wake_opt.state_dict(), "sleep_opt": self.sleep_opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.decoder.load_state_dict(state["decoder"])
-        self.wake_opt.load_state_dict(state["wake_opt"])
-        self.sleep_opt.load_state_dict(state["sleep_opt"])
 
 
 class ReweightedWakeSleep(WakeSleep):

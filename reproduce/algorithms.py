@@ -31,14 +31,6 @@ class AEVB(Algorithm):
         self.opt.step(loss)
         return {"loss": loss.detach()}
 
-    def state_dict(self) -> dict:
-        return {"encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.decoder.load_state_dict(state["decoder"])
-        self.opt.load_state_dict(state["opt"])
-
 
 from baselines.iwae import IWAE  # noqa: E402  (baselines import the optimizer, not this module)
 from baselines.mcem import MCEM  # noqa: E402
@@ -50,5 +42,9 @@ REGISTRY: dict[str, type[Algorithm]] = {"aevb": AEVB, "wake_sleep": WakeSleep, "
 
 
 def build(cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator) -> Algorithm:
-    """The algorithm named by cfg.algorithm.name."""
-    return REGISTRY[cfg.algorithm.name](cfg, encoder, decoder, n_train, generator)
+    """The algorithm named by cfg.algorithm.name; what its checkpoints would hold is checked before any training."""
+    algorithm = REGISTRY[cfg.algorithm.name](cfg, encoder, decoder, n_train, generator)
+    if missing := [name for name in algorithm.saved if not hasattr(algorithm, name)]:
+        raise TypeError(f"{type(algorithm).__name__}.saved names {missing}, which it does not have: list the attributes "
+                        f"a checkpoint must hold (its modules, optimizers and persistent tensors)")
+    return algorithm

@@ -62,6 +62,8 @@ class SampledDecoder:
 class FullVB(Algorithm):
     """AEVB with q(theta) over the decoder (appendix F): one Adagrad step on minus the full variational bound."""
 
+    saved = ("encoder", "decoder", "log_var", "opt")
+
     def __init__(self, cfg: Config, encoder: nn.Module, decoder: nn.Module, n_train: int, generator: torch.Generator):
         a = cfg.algorithm
         self.encoder, self.decoder, self.generator, self.n_train = encoder, decoder, generator, n_train
@@ -150,13 +152,3 @@ class FullVB(Algorithm):
         per_theta = torch.stack([marginal_likelihood.log_px_is(self.encoder, self.sampled_decoder(self.sample_theta(generator)),
                                                                x, k, generator=generator) for _ in range(draws)])  # [S, N]
         return per_theta.logsumexp(0) - math.log(draws)
-
-    def state_dict(self) -> dict:
-        return {"encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
-                "log_var": self.log_var.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.decoder.load_state_dict(state["decoder"])
-        self.log_var.load_state_dict(state["log_var"])
-        self.opt.load_state_dict(state["opt"])

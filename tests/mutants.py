@@ -121,6 +121,8 @@ MUTANTS: list[Mutant] = [
       "log_joint = lambda z: self.decoder.log_prob(x, z)", "HMC targets p(x|z) without the prior"),
     M("mcem_sum", "baselines/mcem.py", "loss = -self.decoder.log_prob(x, z).mean()", "loss = -self.decoder.log_prob(x, z).sum()",
       "decoder loss summed over M (the prior's weight drops to 1/(NM))"),
+    M("mcem_chains_not_checkpointed", "baselines/mcem.py", 'saved = ("decoder", "opt", "z", "step_size")',
+      'saved = ("decoder", "opt", "step_size")', "a resumed MCEM job restarts its chains from the initial states"),
     # --- IWAE (beyond the paper; docs/extending.md) ---
     M("iwae_mean_log_weights", "baselines/iwae.py", "return torch.logsumexp(log_w, 0) - math.log(len(eps))", "return log_w.mean(0)",
       "the mean of the K log weights (a K-sample ELBO) instead of the log of their mean"),

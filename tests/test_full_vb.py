@@ -1,7 +1,7 @@
 """Full VB over the decoder's parameters (appendix F) against oracles on a linear-Gaussian model: the bound
 against its closed form, KL(q(theta) || p(theta)) against torch.distributions, and training against the
-exact Gaussian posterior of the weights of a regression (fixed z); then exact resume and one end to end run."""
-import copy
+exact Gaussian posterior of the weights of a regression (fixed z); then one end to end run. (Exact resume:
+tests/test_robustness.py, for every algorithm.)"""
 import math
 import os
 import subprocess
@@ -224,29 +224,6 @@ def test_training_moves_q_theta_to_the_exact_posterior(float64, one_thread):
     assert before[0] > 10 and before[1] > 4
     unused = torch.cat([lv["hidden.weight"].flatten(), lv["hidden.bias"]]).detach()
     assert unused.abs().max() < 0.5 and dec.hidden.weight.abs().max() < 0.5  # the prior N(0, 1)
-
-
-def test_state_dict_resumes_exactly():
-    def make(seed):
-        torch.manual_seed(seed)
-        enc, dec = build(ModelConfig(n_z=2, n_hidden=8, init_std=0.1), 12)
-        return FullVB(cfg(lr=0.05), enc, dec, 1000, torch.Generator().manual_seed(seed))
-
-    x = torch.rand(10, 12)
-    a = make(0)
-    for _ in range(3):
-        a.step(x)
-    state, gen = copy.deepcopy(a.state_dict()), a.generator.get_state()
-    b = make(1)
-    b.load_state_dict(state)
-    b.generator.set_state(gen)
-    for _ in range(3):
-        la, lb = a.step(x)["loss"], b.step(x)["loss"]
-    assert la == lb
-    for (k, p), q in zip(a.state_dict()["log_var"].items(), b.state_dict()["log_var"].values()):
-        assert torch.equal(p, q), k
-    assert all(torch.equal(p, q) for p, q in zip(a.decoder.parameters(), b.decoder.parameters()))
-    assert all(torch.equal(p, q) for p, q in zip(a.encoder.parameters(), b.encoder.parameters()))
 
 
 def test_one_adagrad_without_weight_decay_and_the_encoder_prior_in_the_loss():

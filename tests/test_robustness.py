@@ -1,6 +1,7 @@
 """What a researcher runs into by trying things: broken files left by a crash, odd numbers, the same job
 run from another folder or device. Each case stops with a message that says what to do, or recovers."""
 import dataclasses
+import io
 import math
 import pickle
 import subprocess
@@ -8,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO, reproduce_cmd
-from reproduce import train
-from reproduce.config import (AEVBConfig, Config, Dataset, DatasetConfig, EvalConfig, LogConfig, MCEMConfig, ModelConfig,
-                              RWSConfig, Section, TrainConfig, WandbMode)
+from reproduce import algorithms, models, train
+from reproduce.config import (AEVBConfig, AlgorithmConfig, Config, Dataset, DatasetConfig, EvalConfig, LogConfig, MCEMConfig,
+                              ModelConfig, RWSConfig, Section, TrainConfig, WandbMode)
 from reproduce.jobs import Job, ResultsError, atomic_write, job_name, run_id, temporary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -250,3 +252,50 @@ def test_a_copy_without_git_is_checked_file_by_file_against_its_commit(tmp_path)
     assert recorded() == "c0ffee-dirty"
     (tmp_path / "sub" / "run.sh").unlink()
     assert recorded() == "c0ffee-dirty"
+
+
+def leaves(state, path=""):
+    """(path, value) for every tensor and number in a nested state dict."""
+    if isinstance(state, dict):
+        return [leaf for k, v in state.items() for leaf in leaves(v, f"{path}/{k}")]
+    if isinstance(state, (list, tuple)):
+        return [leaf for i, v in enumerate(state) for leaf in leaves(v, f"{path}/{i}")]
+    return [(path, state)]
+
+
+@pytest.mark.parametrize("name", sorted(algorithms.REGISTRY))
+def test_every_algorithm_resumes_exactly_from_its_checkpoint_state(name):
+    """Three steps, the state through torch.save / torch.load into the same algorithm built from other weights and
+    another seed, then three more steps on both: the same losses and the same state as never stopping."""
+    cfg = Config(model=ModelConfig(n_z=2, n_hidden=5), algorithm=AlgorithmConfig.by_name()[name](), train=TrainConfig(lr=0.1))
+    x, idx = torch.rand(4, 6, generator=torch.Generator().manual_seed(9)), torch.tensor([3, 0, 7, 3])
+
+    def make(seed):
+        torch.manual_seed(seed)
+        return algorithms.build(cfg, *models.build(cfg.model, 6), 10, torch.Generator().manual_seed(seed))
+
+    a, b = make(0), make(1)
+    for _ in range(3):
+        a.step(x, idx)
+    buffer = io.BytesIO()
+    torch.save({"algorithm": a.state_dict(), "generator": a.generator.get_state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+    b.load_state_dict(saved["algorithm"])
+    b.generator.set_state(saved["generator"])
+    for _ in range(3):
+        assert torch.equal(a.step(x, idx)["loss"], b.step(x, idx)["loss"]), name
+    ours, theirs = leaves(a.state_dict()), leaves(b.state_dict())
+    assert [p for p, _ in ours] == [p for p, _ in theirs]
+    for (path, u), (_, v) in zip(ours, theirs):
+        assert torch.equal(u, v) if isinstance(u, torch.Tensor) else u == v, (name, path)
+
+
+def test_an_algorithm_saving_what_it_does_not_have_fails_when_built(monkeypatch):
+    class Forgetful(algorithms.AEVB):
+        saved = ("encoder", "decoder", "optimizer")
+
+    monkeypatch.setitem(algorithms.REGISTRY, "aevb", Forgetful)
+    cfg = Config(model=ModelConfig(n_z=2, n_hidden=5), algorithm=AEVBConfig())
+    with pytest.raises(TypeError, match=r"Forgetful.saved names \['optimizer'\], which it does not have"):
+        algorithms.build(cfg, *models.build(cfg.model, 6), 10, torch.Generator())
