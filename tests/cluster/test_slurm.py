@@ -22,9 +22,11 @@ from conftest import reproduce_cmd
 pytestmark = pytest.mark.cluster
 
 SMOKE = ("+sweep=smoke",)  # 4 jobs: n_z 2, 3 x AEVB, wake-sleep, synthetic data, 2e4 samples each
-# One job long enough to be caught mid-run, checkpointed every 2000 samples; the 2 s to SIGKILL after a cancel
-# (slurm_up.sh's KillWait) stay well short of its 4e5 samples' training on any CPU.
-LONG = ("-m", "dataset=synthetic", "budget=smoke", "train.budget=400000", "train.checkpoint_every=2000", "log.sweep=resume")
+# One job long enough to be caught mid-run: checkpointed every 2e4 samples, interrupted at its first checkpoint,
+# its 4e6 samples take 20 s or more on any CPU. (A sweep of 4e5 took 0.1 min on a fast one: its job could end
+# in the 2 s between a cancel's SIGTERM, which submitit's jobs ignore, and its SIGKILL, slurm_up.sh's KillWait.)
+BUDGET = 4_000_000
+LONG = ("-m", "dataset=synthetic", "budget=smoke", f"train.budget={BUDGET}", "train.checkpoint_every=20000", "log.sweep=resume")
 WAIT_S = 600  # at most, per sweep
 
 
@@ -197,7 +199,7 @@ def release_when_requeued(slurm_id: str, proc: subprocess.Popen) -> None:
 def assert_resumed(tmp: Path, uninterrupted: dict[str, pd.DataFrame]) -> None:
     (run_id,) = uninterrupted
     n = re.findall(rf"resuming {run_id} at (\d+) samples", job_logs(tmp))
-    assert len(n) == 1 and 0 < int(n[0]) < 400_000, job_logs(tmp)[-3000:]
+    assert len(n) == 1 and 0 < int(n[0]) < BUDGET, job_logs(tmp)[-3000:]
     ours = rows(tmp, "resume")
     pd.testing.assert_frame_equal(ours[run_id], uninterrupted[run_id], check_exact=True)
 
@@ -212,7 +214,7 @@ def test_a_cancelled_job_is_named_the_others_finish_and_rerun_it_resumes_with_id
     status = {m["status"]: run_id for run_id, m in metas(tmp_path, "resume").items()}
     assert status.keys() == {"running", "done"} and "-s0-" in status["running"]  # seed 0 killed mid-run, seed 1 done
     assert re.search(rf"^\| {status['running']} \| \*\*running\*\* \|", out, re.M) and "1 job(s) failed" in out
-    assert re.search(rf"^\| {status['done']} \| done \| 4e\+05 \|", out, re.M)
+    assert re.search(rf"^\| {status['done']} \| done \| 4e\+06 \|", out, re.M)
     p = sweep(tmp_path, *LONG, "seed=0,1")  # the same command again
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"{status['done']} already finished" in job_logs(tmp_path)
