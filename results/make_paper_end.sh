@@ -3,8 +3,9 @@
 # (N_train = 50,000) samples, HMC and IS at ten linear points (MCEM, whose HMC evaluation costs 3x more: five),
 # in results/fig3_end. Chain b: Figure 2 to 1e8 samples (budget=cpu_1e8, weights saved) in results/fig2_1e8,
 # the panels that carry the paper's claims first (MNIST n_z = 20 and Frey Face n_z = 10), then the rest.
-# One single-thread job per core. Resumable: rerun it and finished jobs are skipped, interrupted ones resume
-# from their checkpoints. Logs in logs/.
+# One single-thread job per core; chain c (Frey Face n_z = 5 AEVB) is a third process beside the last jobs of
+# a and b. Resumable: rerun it and finished jobs are skipped, interrupted ones resume from their checkpoints.
+# Logs in logs/.
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p logs
@@ -29,7 +30,7 @@ chain_b() {
   fig2 mnist_10,mnist_200,frey_20 aevb,wake_sleep
   fig2 frey_5 wake_sleep
 }
-chain_c() {  # a third process beside the last jobs of a and b, so that the three share both cores and end together
+chain_c() {  # the three last jobs share both cores and end together
   fig2 frey_5 aevb
 }
 chain_a > logs/make_paper_end_a.log 2>&1 &

@@ -214,7 +214,7 @@ def test_a_cancelled_job_is_named_the_others_finish_and_rerun_it_resumes_with_id
     status = {m["status"]: run_id for run_id, m in metas(tmp_path, "resume").items()}
     assert status.keys() == {"running", "done"} and "-s0-" in status["running"]  # seed 0 killed mid-run, seed 1 done
     assert re.search(rf"^\| {status['running']} \| \*\*running\*\* \|", out, re.M) and "1 job(s) failed" in out
-    assert re.search(rf"^\| {status['done']} \| done \| 4e\+06 \|", out, re.M)
+    assert re.search(rf"^\| {status['done']} \| done \| {re.escape(f'{BUDGET:.0e}')} \|", out, re.M)  # 4e+06
     p = sweep(tmp_path, *LONG, "seed=0,1")  # the same command again
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"{status['done']} already finished" in job_logs(tmp_path)
