@@ -125,6 +125,15 @@ class SweepMonitor(Callback):
         m = j.meta()
         return int(m.get("n_seen") or 0) if m.get("status") != "failed" else 0
 
+    def trained(self, j: SweepJob, m: dict) -> int:
+        """Samples this sweep has trained of job j: from where its process started or resumed it (n_start), not
+        from what its meta said when the sweep began (a resumed job's samples before its checkpoint are not this
+        sweep's)."""
+        if m.get("status") == "failed":
+            return 0
+        this_sweep = "n_start" in m and j.job.meta.stat().st_mtime >= self.t0
+        return int(m.get("n_seen") or 0) - (int(m["n_start"]) if this_sweep else self.seen0[j.num])
+
     def watch(self) -> None:
         while not self.stop.wait(MONITOR_EVERY_S):
             print(self.progress(), file=sys.stderr, flush=True)
@@ -135,7 +144,7 @@ class SweepMonitor(Callback):
         done = sum(m.get("status") == "done" for m in metas.values())
         running = [f"{j.num + 1}/{len(self.jobs)} {j.job.id} ({100 * int(metas[j.num].get('n_seen', 0)) // j.job.cfg.train.budget}%)"
                    for j in self.jobs if metas[j.num].get("status") == "running" and j.job.meta.stat().st_mtime >= self.t0]
-        trained = sum(self.seen(j) - self.seen0[j.num] for j in self.jobs)
+        trained = sum(self.trained(j, metas[j.num]) for j in self.jobs)
         left = sum(j.job.cfg.train.budget - min(self.seen(j), j.job.cfg.train.budget) for j in self.jobs)
         rate = trained / max(time.time() - self.t0, 1e-9)
         eta = f"about {left / rate / 60:.0f} min left" if rate > 0 else "time left: after the first progress"

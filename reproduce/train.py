@@ -165,7 +165,7 @@ def train_job(cfg: Config, job: Job, name: str | None) -> Path:
     algorithm = algorithms.build(cfg, encoder, decoder, len(data.train), gen)
     job.remove_leftovers()
     state = TrainState.resume(job, algorithm, gen)
-    job.write_meta(status="running", n_seen=state.n_seen, budget=cfg.train.budget)
+    job.write_meta(status="running", n_seen=state.n_seen, budget=cfg.train.budget, n_start=state.n_seen)
     sinks = Sinks(cfg, job, state.rows, name or job.id, state.wandb_id, job.root)
     try:
         summary = train_loop(cfg, job, data, algorithm, gen, state, sinks)
@@ -223,7 +223,7 @@ def train_loop(cfg: Config, job: Job, data, algorithm: Algorithm, gen: torch.Gen
             bar.set_postfix(loss=f"{m['loss']:.2f}", **{k: f"{v:.2f}" for k, v in last.items()}, refresh=False)
             if time.time() - noted > PROGRESS_EVERY_S:
                 with clock.phase("log"):
-                    job.write_meta(status="running", n_seen=state.n_seen, budget=budget)
+                    job.write_meta(status="running", n_seen=state.n_seen, budget=budget, n_start=n_start)
                 noted = time.time()
         if state.n_seen >= points[0]:
             points.pop(0)
@@ -239,11 +239,11 @@ def train_loop(cfg: Config, job: Job, data, algorithm: Algorithm, gen: torch.Gen
                 check_parameters(algorithm, step, state.n_seen)
                 state.rows, state.wall_s = sinks.rows, clock.wall()
                 state.save(job, algorithm, gen)
-                job.write_meta(status="running", n_seen=state.n_seen, budget=budget)
+                job.write_meta(status="running", n_seen=state.n_seen, budget=budget, n_start=n_start)
             next_ckpt = state.n_seen + cfg.train.checkpoint_every
     bar.update(state.n_seen - bar.n)
     bar.close()
-    return {"n_seen": state.n_seen, "wall_s": round(clock.wall(), 2), "eval_s": round(clock.spent["eval"], 2),
+    return {"n_seen": state.n_seen, "n_start": n_start, "wall_s": round(clock.wall(), 2), "eval_s": round(clock.spent["eval"], 2),
             "log_s": round(clock.spent["log"], 2),
             "train_samples_per_s": round((state.n_seen - n_start) / max(clock.train_s(), 1e-9), 1),
             **{f"{s}_{k}": v for (s, k), v in last_eval.items()}}

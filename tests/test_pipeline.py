@@ -1,5 +1,6 @@
 """End to end on small synthetic data: a sweep in a subprocess writes the expected files; exact resume."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -82,7 +83,9 @@ def test_kill_and_rerun_resumes_exactly(tmp_path):
     assert list((b / "ckpt").rglob("*.pt")), "the job finished before it could be killed"
     finish(whole)
     out = finish(reproduce(b, *JOB, "log.wandb=offline"))
-    assert "resuming" in out
+    at = int(re.search(r"resuming \S+ at (\d+) samples", out).group(1))
+    meta = yaml.safe_load(next((b / "results").rglob("*.yaml")).read_text())["meta"]
+    assert 0 < at == meta["n_start"] < meta["n_seen"]  # the rate and the sweep's time left count from here
     pd.testing.assert_frame_equal(rows(a), rows(b))
     assert "already finished" in finish(reproduce(b, *JOB))
     runs = sorted((b / "wandb").glob("offline-run-*"))

@@ -182,6 +182,20 @@ def test_the_sweep_summary_lists_a_job_running_elsewhere(tmp_path, capsys):
     assert f"| {Job(cfg).id} | running elsewhere |" in err and "1 job(s) running elsewhere" in err and "failed" not in err
 
 
+def test_the_sweep_time_left_counts_a_resumed_job_from_where_it_resumed(tmp_path):
+    import time
+    from reproduce.callbacks import SweepJob, SweepMonitor
+
+    cfg = tiny(tmp_path, budget=100_000_000)
+    job = Job(cfg)
+    job.make_folders()
+    monitor = SweepMonitor()
+    monitor.t0, monitor.jobs, monitor.seen0 = time.time() - 600, [SweepJob(0, "seed=0", job)], {0: 0}
+    # resumed at 4e7 ten minutes ago, 1e7 trained since: 5e7 left at 1e6 per minute
+    job.write_meta(status="running", n_seen=50_000_000, budget=100_000_000, n_start=40_000_000)
+    assert monitor.progress().endswith("running 1/1 " + job.id + " (50%); about 50 min left")
+
+
 def test_a_results_folder_that_is_a_file_fails_before_any_data_is_read(tmp_path, monkeypatch):
     (tmp_path / "results").write_text("a file")
     monkeypatch.setattr(train.data_mod, "load", lambda *a: pytest.fail("data loaded"))
