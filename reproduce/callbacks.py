@@ -112,7 +112,7 @@ class SweepMonitor(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.t0, self.jobs = time.time(), sweep_of(config)
         self.results_dir = Path(config.hydra.runtime.cwd) / config.log.results_dir
-        self.seen0 = {j.num: self.seen(j) for j in self.jobs}
+        self.seen0 = {j.num: self.seen(j.meta()) for j in self.jobs}
         self.stop = threading.Event()
         print(f"[sweep] {len(self.jobs)} jobs, {sum(self.finished(j) for j in self.jobs)} already finished; "
               f"results in {self.results_dir / config.log.sweep}", file=sys.stderr)
@@ -121,9 +121,14 @@ class SweepMonitor(Callback):
     def finished(self, j: SweepJob) -> bool:
         return j.meta().get("status") == "done"
 
-    def seen(self, j: SweepJob) -> int:
-        m = j.meta()
+    @staticmethod
+    def seen(m: dict) -> int:
+        """Samples seen by the job of meta m (0 if it failed)."""
         return int(m.get("n_seen") or 0) if m.get("status") != "failed" else 0
+
+    def this_sweep(self, j: SweepJob) -> bool:
+        """Job j's meta file was written since this sweep began."""
+        return j.job.meta.stat().st_mtime >= self.t0
 
     def trained(self, j: SweepJob, m: dict) -> int:
         """Samples this sweep has trained of job j: from where its process started or resumed it (n_start), not
@@ -131,8 +136,7 @@ class SweepMonitor(Callback):
         sweep's)."""
         if m.get("status") == "failed":
             return 0
-        this_sweep = "n_start" in m and j.job.meta.stat().st_mtime >= self.t0
-        return int(m.get("n_seen") or 0) - (int(m["n_start"]) if this_sweep else self.seen0[j.num])
+        return self.seen(m) - (int(m["n_start"]) if "n_start" in m and self.this_sweep(j) else self.seen0[j.num])
 
     def watch(self) -> None:
         while not self.stop.wait(MONITOR_EVERY_S):
@@ -143,9 +147,9 @@ class SweepMonitor(Callback):
         metas = {j.num: j.meta() for j in self.jobs}
         done = sum(m.get("status") == "done" for m in metas.values())
         running = [f"{j.num + 1}/{len(self.jobs)} {j.job.id} ({100 * int(metas[j.num].get('n_seen', 0)) // j.job.cfg.train.budget}%)"
-                   for j in self.jobs if metas[j.num].get("status") == "running" and j.job.meta.stat().st_mtime >= self.t0]
+                   for j in self.jobs if metas[j.num].get("status") == "running" and self.this_sweep(j)]
         trained = sum(self.trained(j, metas[j.num]) for j in self.jobs)
-        left = sum(j.job.cfg.train.budget - min(self.seen(j), j.job.cfg.train.budget) for j in self.jobs)
+        left = sum(j.job.cfg.train.budget - min(self.seen(metas[j.num]), j.job.cfg.train.budget) for j in self.jobs)
         rate = trained / max(time.time() - self.t0, 1e-9)
         eta = f"about {left / rate / 60:.0f} min left" if rate > 0 else "time left: after the first progress"
         return f"[sweep] {done}/{len(self.jobs)} done; running {', '.join(running) or 'none'}; {eta}"

@@ -207,7 +207,7 @@ MUTANTS: list[Mutant] = [
     M("minibatch_no_replacement_fixed", "reproduce/train.py", "idx = torch.randint(0, len(train_x), (M,), generator=gen, device=train_x.device)",
       "idx = (torch.arange(M, device=train_x.device) + M * int(torch.randint(0, len(train_x) // M, (1,), generator=gen))) % len(train_x)",
       "minibatches are contiguous blocks of the training set, not independent random points"),
-    M("eta_resumed_from_zero", "reproduce/callbacks.py", 'int(m["n_start"]) if this_sweep else self.seen0[j.num]', "self.seen0[j.num]",
+    M("eta_resumed_from_zero", "reproduce/callbacks.py", 'int(m["n_start"]) if "n_start" in m and self.this_sweep(j) else self.seen0[j.num]', "self.seen0[j.num]",
       "the sweep's time left counts a resumed job's samples before its checkpoint as trained this sweep (far too soon)"),
     M("n_start_is_zero", "reproduce/train.py", '"n_start": n_start, "wall_s"', '"n_start": 0, "wall_s"',
       "a resumed job's final meta says its process started it from zero"),
